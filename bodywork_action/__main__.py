@@ -1,0 +1,7 @@
+"""``python -m bodywork_action`` runs the CLI."""
+
+import sys
+
+from bodywork_action.cli import main
+
+sys.exit(main())

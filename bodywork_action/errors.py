@@ -1,0 +1,139 @@
+"""The exception hierarchy: every error the tool reports on purpose, each with its exit code.
+
+Exit codes: 0 success, 1 a deployment that failed, 2 invalid input (config, arguments, kubeconfig,
+secrets). Problems found while validating are data (``ConfigProblem``), not exceptions: validation
+collects all of them and raises ``ConfigInvalid`` once, at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bodywork_action.results import DeploymentResult
+
+EXIT_OK = 0
+EXIT_DEPLOYMENT_FAILED = 1
+EXIT_INVALID_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a config file, located at the offending key or value."""
+
+    file: str
+    line: int  # 1-based
+    column: int  # 1-based
+    path: str  # field path, e.g. "stages.train.batch.retries"; "" for the document itself
+    message: str
+    severity: Severity = Severity.ERROR
+
+    def format(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        label = "" if self.severity is Severity.ERROR else "warning: "
+        return f"{where}: {label}{self.path or '<document>'}: {self.message}"
+
+
+class BodyworkActionError(Exception):
+    """Base of every error the tool reports on purpose."""
+
+    exit_code = EXIT_INVALID_INPUT
+
+
+class InputError(BodyworkActionError):
+    """Bad arguments, kubeconfig, secret spec or config file."""
+
+    exit_code = EXIT_INVALID_INPUT
+
+
+class ConfigInvalid(InputError):
+    """``bodywork.yaml`` has errors; holds every problem found (warnings included)."""
+
+    def __init__(self, file: str, problems: Sequence[ConfigProblem]) -> None:
+        self.file = file
+        self.problems = tuple(problems)
+        errors = [p for p in self.problems if p.severity is Severity.ERROR]
+        noun = "error" if len(errors) == 1 else "errors"
+        super().__init__(f"{len(errors)} {noun} in {file}")
+
+
+@dataclass(frozen=True)
+class SecretKeyRef:
+    secret: str
+    key: str
+
+
+class MissingSecrets(InputError):
+    """Secret keys that stages need and that exist nowhere; raised before anything is created."""
+
+    def __init__(self, namespace: str, missing: Sequence[SecretKeyRef]) -> None:
+        self.namespace = namespace
+        self.missing = tuple(missing)
+        listed = ", ".join(f"{m.secret}/{m.key}" for m in self.missing)
+        super().__init__(
+            f"{len(self.missing)} secret key(s) needed by the pipeline are missing in namespace "
+            f"{namespace!r}: {listed}; supply them with --secret NAME=KEY1,KEY2 (values from the "
+            "environment) or create them first. Nothing was created."
+        )
+
+
+class ClusterError(BodyworkActionError):
+    """The Kubernetes API refused a request or could not be reached."""
+
+    exit_code = EXIT_DEPLOYMENT_FAILED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        verb: str = "",
+        resource: str = "",
+        name: str = "",
+        namespace: str = "",
+        status: int | None = None,
+        reason: str = "",
+    ) -> None:
+        self.verb = verb
+        self.resource = resource
+        self.name = name
+        self.namespace = namespace
+        self.status = status
+        self.reason = reason
+        super().__init__(message)
+
+
+class ClusterUnreachable(ClusterError):
+    exit_code = EXIT_INVALID_INPUT
+
+
+class ClusterAuthError(ClusterError):
+    """401 or 403: names the verb and resource that was refused."""
+
+    exit_code = EXIT_INVALID_INPUT
+
+
+class ClusterConflict(ClusterError):
+    pass
+
+
+class DeploymentFailed(BodyworkActionError):
+    """The deployment ran and a stage failed; holds the full result."""
+
+    exit_code = EXIT_DEPLOYMENT_FAILED
+
+    def __init__(self, result: DeploymentResult, message: str = "") -> None:
+        self.result = result
+        super().__init__(message or "deployment failed")
+
+
+class Interrupted(BodyworkActionError):
+    exit_code = EXIT_INTERRUPTED
