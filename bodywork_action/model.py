@@ -110,3 +110,27 @@ class Pipeline:
     @property
     def failure_stage(self) -> Stage | None:
         return self.stages[self.run_on_failure] if self.run_on_failure else None
+
+
+DEFAULT_GIT_SYNC_IMAGE = "registry.k8s.io/git-sync/git-sync:v4.4.0"
+
+
+@dataclass(frozen=True)
+class DeployContext:
+    """Where the code comes from and who asked: everything rendering needs beyond the pipeline."""
+
+    repository_url: str  # https://github.com/owner/repo or git@…
+    commit: str  # full SHA: every stage runs exactly this commit
+    ref: str = ""  # refs/heads/main, shown only
+    run_url: str = ""  # the GitHub Actions run that deployed, shown only
+    actor: str = ""
+    deployment_id: str = ""  # unique per deployment (e.g. the run id + attempt); makes Job names unique
+    namespace: str = ""  # override of pipeline.target_namespace
+    ingress_class: str = ""  # "" → the cluster's default IngressClass
+    git_sync_image: str = DEFAULT_GIT_SYNC_IMAGE
+    git_credentials_secret: str = ""  # a Secret with ssh / token credentials for private repositories
+    restart_token: str = ""  # changes on every deploy: a re-deploy of the same commit restarts services
+
+    @property
+    def short_commit(self) -> str:
+        return self.commit[:7]

@@ -1,0 +1,159 @@
+"""Walks the DAG over a ``Backend``: step by step, the stages of a step concurrently.
+
+The executor owns ordering, concurrency, what a failure means for later steps, rollback of failed
+service rollouts, ``run_on_failure`` and cancellation (Ctrl+C / SIGTERM). It knows nothing of
+Kubernetes or processes: the cluster backend (``deploy.py``) and the local backend (``local.py``)
+implement how one stage is run and awaited.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from bodywork_action.model import Pipeline, Stage
+from bodywork_action.results import DeploymentResult, DeploymentStatus, StageResult, StageStatus
+
+
+class Backend(Protocol):
+    """Runs one stage somewhere and waits for its verdict."""
+
+    target: str  # shown in results: "cluster https://…" or "local"
+
+    def run_stage(self, stage: Stage, *, cancel: threading.Event) -> StageResult:
+        """Start ``stage`` and block until it succeeded, failed, or ``cancel`` was set.
+
+        Never raises for a stage failure: failures are results. Raises only for errors that make
+        the whole run impossible (e.g. the cluster became unreachable), which stop the executor.
+        """
+        ...
+
+    def rollback_stage(self, stage: Stage, result: StageResult) -> StageResult:
+        """Undo a failed service rollout (the previous revision kept serving); return the updated result."""
+        ...
+
+    def finish(self, pipeline: Pipeline, result: DeploymentResult) -> DeploymentResult:
+        """Called once at the end (success or not): prune, detach, summarise what was left behind."""
+        ...
+
+
+class ProgressKind(str, Enum):
+    STEP_STARTED = "step-started"
+    STAGE_STARTED = "stage-started"
+    STAGE_FINISHED = "stage-finished"
+    STEP_FINISHED = "step-finished"
+    ROLLED_BACK = "rolled-back"
+    FAILURE_STAGE_STARTED = "failure-stage-started"
+
+
+@dataclass(frozen=True)
+class Progress:
+    kind: ProgressKind
+    step: int  # 1-based; 0 for the run_on_failure stage
+    stages: tuple[str, ...]
+    result: StageResult | None = None
+
+
+Reporter = Callable[[Progress], None]
+
+
+def _ignore(_: Progress) -> None:
+    return None
+
+
+def execute(
+    pipeline: Pipeline,
+    backend: Backend,
+    *,
+    report: Reporter = _ignore,
+    cancel: threading.Event | None = None,
+    clock: Callable[[], float] = time.time,
+    commit: str = "",
+) -> DeploymentResult:
+    """Run every step of ``pipeline`` on ``backend``; return the aggregated result (never raises for a failed stage)."""
+    cancel = cancel or threading.Event()
+    started_at = clock()
+    results: dict[str, StageResult] = {
+        stage.name: StageResult(stage=stage.name, kind=stage.kind) for stage in pipeline.dag_stages
+    }
+    failed_step = 0
+    for number, step in enumerate(pipeline.step_stages(), start=1):
+        if failed_step or cancel.is_set():
+            for stage in step:
+                results[stage.name] = results[stage.name].evolve(
+                    status=StageStatus.CANCELLED if cancel.is_set() else StageStatus.SKIPPED
+                )
+            continue
+        report(Progress(ProgressKind.STEP_STARTED, number, tuple(s.name for s in step)))
+        step_results = _run_step(step, backend, cancel=cancel, report=report, number=number)
+        for stage, result in zip(step, step_results, strict=True):
+            if result.status is StageStatus.FAILED and stage.service is not None:
+                result = backend.rollback_stage(stage, result)
+                if result.rolled_back:
+                    report(Progress(ProgressKind.ROLLED_BACK, number, (stage.name,), result))
+            results[stage.name] = result
+        report(Progress(ProgressKind.STEP_FINISHED, number, tuple(s.name for s in step)))
+        if any(r.status is not StageStatus.SUCCEEDED for r in step_results):
+            failed_step = number
+
+    ordered = [results[stage.name] for stage in pipeline.dag_stages]
+    failure_stage = pipeline.failure_stage
+    if failed_step and failure_stage is not None and not cancel.is_set():
+        # Bodywork skips this on Ctrl+C too; with a live cancel there is nobody left to wait for it.
+        report(Progress(ProgressKind.FAILURE_STAGE_STARTED, 0, (failure_stage.name,)))
+        on_failure = backend.run_stage(failure_stage, cancel=cancel).evolve(run_on_failure=True)
+        report(Progress(ProgressKind.STAGE_FINISHED, 0, (failure_stage.name,), on_failure))
+        ordered.append(on_failure)
+
+    status = (
+        DeploymentStatus.CANCELLED
+        if cancel.is_set()
+        else DeploymentStatus.FAILED
+        if failed_step
+        else DeploymentStatus.SUCCEEDED
+    )
+    result = DeploymentResult(
+        pipeline=pipeline.name,
+        namespace=pipeline.target_namespace,
+        steps=pipeline.steps,
+        stages=tuple(ordered),
+        status=status,
+        started_at=started_at,
+        finished_at=clock(),
+        commit=commit,
+        target=backend.target,
+        message=_message(status, failed_step, ordered),
+    )
+    return backend.finish(pipeline, result)
+
+
+def _run_step(
+    step: Sequence[Stage], backend: Backend, *, cancel: threading.Event, report: Reporter, number: int
+) -> list[StageResult]:
+    def run(stage: Stage) -> StageResult:
+        report(Progress(ProgressKind.STAGE_STARTED, number, (stage.name,)))
+        result = backend.run_stage(stage, cancel=cancel)
+        report(Progress(ProgressKind.STAGE_FINISHED, number, (stage.name,), result))
+        return result
+
+    if len(step) == 1:
+        return [run(step[0])]
+    # Every stage of a step starts at once (Bodywork ran batch before service stages; nothing needs that).
+    with ThreadPoolExecutor(max_workers=len(step), thread_name_prefix=f"step{number}") as pool:
+        return list(pool.map(run, step))
+
+
+def _message(status: DeploymentStatus, failed_step: int, results: Sequence[StageResult]) -> str:
+    if status is DeploymentStatus.SUCCEEDED:
+        return ""
+    if status is DeploymentStatus.CANCELLED:
+        running = [r.stage for r in results if r.status is StageStatus.CANCELLED and r.started_at]
+        return "cancelled" + (f" while running: {', '.join(running)}" if running else "")
+    failed = [r for r in results if r.status is StageStatus.FAILED and not r.run_on_failure]
+    names = ", ".join(f"{r.stage} ({r.reason or 'failed'})" for r in failed)
+    return f"step {failed_step} failed: {names}"
