@@ -1,0 +1,537 @@
+"""Start the MLflow tracking server: the executable module of the `server` service stage.
+
+The script turns a small environment contract into a call of MLflow's public CLI,
+``python -m mlflow server ...``, and replaces itself with it (``os.execve``), so the pod runs the
+MLflow CLI and its uvicorn process and nothing else.
+
+Environment contract
+--------------------
+Set from the stage's secrets (``bodywork.yaml``):
+
+``MLFLOW_BACKEND_STORE_URI``
+    Where runs, metrics and the model registry live. Default ``sqlite:///mlflow.db`` (one
+    replica only). ``postgresql://user:password@host:5432/db`` in production; it is mapped to
+    the ``postgresql+psycopg2`` driver (``postgres://`` is accepted too). Schemes: sqlite,
+    postgresql, mysql, mssql (with or without ``+driver``), file. The URI reaches MLflow through
+    the environment, never the command line, and is only ever logged with its password masked.
+``MLFLOW_DEFAULT_ARTIFACT_ROOT``
+    Where artifacts are stored. Default ``./mlartifacts``; ``s3://bucket/prefix`` in
+    production. The server *proxies* artifacts (``mlflow-artifacts:/`` URIs), so clients need no
+    cloud credentials: the value becomes MLflow's ``--artifacts-destination`` and the variable
+    itself is removed, because MLflow would otherwise silently switch to direct mode.
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``, ``MLFLOW_S3_ENDPOINT_URL``
+    Read by boto3 inside the server for ``s3://`` artifact roots. Empty values are dropped, so a
+    placeholder ``aws-credentials`` secret with empty keys does no harm (boto3 then falls back
+    to its other credential sources, e.g. an IAM role for the service account).
+
+Set by the bodywork-action deploy engine on every service-stage container:
+
+``BODYWORK_STAGE``
+    The stage name (``server``); its Kubernetes form is the name of the Service.
+``BODYWORK_NAMESPACE``
+    The namespace the stage runs in.
+``BODYWORK_SERVICE_PORT``
+    The stage's ``service.port``: the port to listen on and the port of the Service.
+
+They make up the in-cluster names that MLflow's Host-header check must accept
+(``server``, ``server.<ns>``, ``server.<ns>.svc``, ``server.<ns>.svc.cluster.local``, each with and
+without the port), next to localhost and private addresses. Without them the script falls back
+to what the pod can see: the namespace of its service account and the Deployment name inside
+its own host name. ``MLFLOW_SERVER_ALLOWED_HOSTS``, if set, is used exactly as given.
+
+Optional:
+
+``MLFLOW_WORKERS``
+    uvicorn worker processes, default 1 (about 440 MB of memory; each extra worker ~200 MB).
+``MLFLOW_DB_WAIT_SECONDS``
+    How long to wait for the database host to accept TCP connections before giving up,
+    default 60. MLflow then retries failed connections by itself for about 100 s more.
+``SENTRY_DSN`` (and ``SENTRY_ENVIRONMENT``, ``SENTRY_RELEASE``, ``SENTRY_TRACES_SAMPLE_RATE``)
+    Report unhandled errors from every server process (the CLI and the uvicorn workers) when
+    ``sentry-sdk`` is installed. Secrets are scrubbed from events before they are sent.
+``MLFLOW_ACCESS_LOG``
+    ``true`` to log one line per request (off by default: a tracking server takes thousands of
+    small requests and the log costs throughput).
+
+Defaults that suit a pod are set unless the environment says otherwise: the GenAI job runner
+off (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``) and usage telemetry off
+(``MLFLOW_DISABLE_TELEMETRY=true``, ``DO_NOT_TRACK=true``). ``MLFLOW_PORT`` is ignored: a
+Kubernetes Service named ``mlflow`` injects ``MLFLOW_PORT=tcp://...``, so ``--port`` is always
+passed explicitly.
+
+Command line: ``python mlflow_server.py [--host H] [--port P] [extra mlflow server options]``.
+
+Exit codes: 2 for a configuration error found before start (bad scheme, missing driver,
+database host unreachable, bad number); otherwise MLflow's own (1 when it cannot initialise the
+backend store). SIGTERM stops the server cleanly: the MLflow CLI forwards it to uvicorn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.machinery
+import importlib.util
+import logging
+import os
+import re
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+log = logging.getLogger("mlflow_server")
+
+DEFAULT_BACKEND_STORE_URI = "sqlite:///mlflow.db"
+DEFAULT_ARTIFACTS_DESTINATION = "./mlartifacts"
+DEFAULT_HOST = "0.0.0.0"
+DEFAULT_PORT = 5000
+DEFAULT_DB_WAIT_SECONDS = 60.0
+CLUSTER_DOMAIN = "cluster.local"
+SERVICE_ACCOUNT_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+# Environment defaults for a plain tracking server in a pod (each can be overridden).
+SERVER_ENV_DEFAULTS = {
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+}
+
+# Backend store: the SQLAlchemy dialect, its default driver and the module each driver needs.
+DIALECT_ALIASES = {"postgres": "postgresql"}
+DEFAULT_DRIVERS = {
+    "postgresql": ("psycopg2", "psycopg"),
+    "mysql": ("pymysql", "mysqldb"),
+    "mssql": ("pyodbc",),
+}
+DRIVER_MODULES = {
+    "psycopg2": ("psycopg2", "psycopg2-binary"),
+    "psycopg": ("psycopg", "psycopg[binary]"),
+    "pg8000": ("pg8000", "pg8000"),
+    "pymysql": ("pymysql", "PyMySQL"),
+    "mysqldb": ("MySQLdb", "mysqlclient"),
+    "mysqlconnector": ("mysql.connector", "mysql-connector-python"),
+    "pyodbc": ("pyodbc", "pyodbc"),
+    "pymssql": ("pymssql", "pymssql"),
+}
+DEFAULT_DB_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+
+# Artifact stores MLflow can proxy to, and the module each one needs.
+ARTIFACT_SCHEMES = {
+    "": None,
+    "file": None,
+    "s3": ("boto3", "boto3"),
+    "gs": ("google.cloud.storage", "google-cloud-storage"),
+    "wasbs": ("azure.storage.blob", "azure-storage-blob"),
+    "abfss": ("azure.storage.filedatalake", "azure-storage-file-datalake"),
+    "hdfs": ("pyarrow", "pyarrow"),
+    "viewfs": ("pyarrow", "pyarrow"),
+    "ftp": None,
+    "sftp": ("pysftp", "pysftp"),
+}
+
+# What MLflow allows by default (mlflow.server.security_utils); setting the allowed hosts replaces
+# this list, so it is repeated here next to the in-cluster names.
+LOCAL_AND_PRIVATE_HOSTS = [
+    "localhost",
+    "127.0.0.1",
+    "[::1]",
+    "0.0.0.0",
+    "localhost:*",
+    "127.0.0.1:*",
+    "[[]::1]:*",
+    "0.0.0.0:*",
+    "192.168.*",
+    "10.*",
+    *[f"172.{i}.*" for i in range(16, 32)],
+    "fc00:*",
+    "fd00:*",
+]
+
+SECRET_QUERY_KEYS = re.compile(r"pass|secret|token|key|signature|credential", re.IGNORECASE)
+
+
+class ConfigError(Exception):
+    """A configuration problem that stops the server before it starts."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything needed to exec the MLflow CLI, plus the (already masked) lines to log first."""
+
+    argv: list[str]
+    env: dict[str, str]
+    messages: list[str] = field(default_factory=list)
+
+
+def module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+# --- URIs ---------------------------------------------------------------------------------------
+
+
+def mask_uri(uri: str) -> str:
+    """The URI with its password (and secret-looking query values) replaced by ``***``."""
+    for secret in uri_secrets(uri):
+        uri = uri.replace(secret, "***")
+    return uri
+
+
+def uri_secrets(uri: str) -> list[str]:
+    """The secret substrings of a URI: its password and secret-looking query values."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return [uri] if uri else []
+    found = []
+    if parts.password:
+        found.append(parts.password)
+    found += [v for k, v in parse_qsl(parts.query) if v and SECRET_QUERY_KEYS.search(k)]
+    return found
+
+
+def normalise_backend_uri(uri: str, have_module: Callable[[str], bool] = module_available) -> str:
+    """Pick an installed SQLAlchemy driver for the backend store URI, or raise ConfigError."""
+    if "://" not in uri:
+        if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", uri) and not re.match(r"^[a-zA-Z]:[\\/]", uri):
+            raise ConfigError(f"MLFLOW_BACKEND_STORE_URI={mask_uri(uri)!r} is not a URI MLflow can use")
+        return uri  # a plain path: MLflow's file store
+    scheme, rest = uri.split("://", 1)
+    dialect, _, driver = scheme.lower().partition("+")
+    dialect = DIALECT_ALIASES.get(dialect, dialect)
+    if dialect in ("sqlite", "file"):
+        return f"{dialect}://{rest}"
+    if dialect not in DEFAULT_DRIVERS:
+        known = "sqlite, postgresql, mysql, mssql, file"
+        raise ConfigError(
+            f"MLFLOW_BACKEND_STORE_URI={mask_uri(uri)!r}: unknown scheme {scheme!r} (use one of: {known})"
+        )
+    if not driver:
+        installed = [d for d in DEFAULT_DRIVERS[dialect] if have_module(DRIVER_MODULES[d][0])]
+        if not installed:
+            wanted = DRIVER_MODULES[DEFAULT_DRIVERS[dialect][0]][1]
+            raise ConfigError(
+                f"MLFLOW_BACKEND_STORE_URI={mask_uri(uri)!r} needs a {dialect} driver: pip install {wanted}"
+            )
+        driver = installed[0]
+    module, package = DRIVER_MODULES.get(driver, (driver, driver))
+    if not have_module(module):
+        raise ConfigError(
+            f"MLFLOW_BACKEND_STORE_URI={mask_uri(uri)!r} uses driver {driver!r}, which is not "
+            f"installed: pip install {package}"
+        )
+    return f"{dialect}+{driver}://{rest}"
+
+
+def check_artifacts_destination(uri: str, have_module: Callable[[str], bool] = module_available) -> str:
+    scheme = urlsplit(uri).scheme.lower() if "://" in uri else ""
+    if scheme not in ARTIFACT_SCHEMES:
+        raise ConfigError(
+            f"MLFLOW_DEFAULT_ARTIFACT_ROOT={mask_uri(uri)!r}: unknown scheme {scheme!r} "
+            f"(use a local folder or one of: {', '.join(s for s in ARTIFACT_SCHEMES if s)})"
+        )
+    needs = ARTIFACT_SCHEMES[scheme]
+    if needs and not have_module(needs[0]):
+        raise ConfigError(
+            f"MLFLOW_DEFAULT_ARTIFACT_ROOT={mask_uri(uri)!r} needs {needs[1]}: pip install {needs[1]}"
+        )
+    return uri
+
+
+def database_address(uri: str) -> tuple[str, int] | None:
+    """(host, port) of a network database URI, or None for sqlite, files and socket paths."""
+    if "://" not in uri:
+        return None
+    dialect = uri.split("://", 1)[0].partition("+")[0].lower()
+    if dialect not in DEFAULT_DB_PORTS:
+        return None
+    parts = urlsplit(uri)
+    if not parts.hostname:
+        return None
+    return parts.hostname, parts.port or DEFAULT_DB_PORTS[dialect]
+
+
+# --- hosts and ports ----------------------------------------------------------------------------
+
+
+def parse_int(value: str, name: str, minimum: int = 1, maximum: int = 65535) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = None
+    if number is None or not minimum <= number <= maximum:
+        raise ConfigError(f"{name}={value!r} must be a whole number from {minimum} to {maximum}")
+    return number
+
+
+def k8s_name(name: str) -> str:
+    """A stage name as its Service is called (the deploy engine's rule: a DNS-1123 label)."""
+    return re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-")[:63].rstrip("-")
+
+
+def deployment_from_pod_name(hostname: str) -> str:
+    """``server-7d9f8b5c4-x2x9k`` -> ``server``: a Deployment's pod is named after it."""
+    match = re.fullmatch(r"(.+)-[a-z0-9]{6,10}-[a-z0-9]{5}", hostname or "")
+    return match.group(1) if match else ""
+
+
+def allowed_hosts(env: Mapping[str, str], port: int, hostname: str = "", sa_namespace: str = "") -> str:
+    """The value for MLFLOW_SERVER_ALLOWED_HOSTS: in-cluster names, localhost, private addresses."""
+    if env.get("MLFLOW_SERVER_ALLOWED_HOSTS"):
+        return env["MLFLOW_SERVER_ALLOWED_HOSTS"]
+    service = k8s_name(env.get("BODYWORK_STAGE", "")) or deployment_from_pod_name(hostname)
+    namespace = env.get("BODYWORK_NAMESPACE", "").strip() or sa_namespace.strip()
+    ports = [port]
+    if env.get("BODYWORK_SERVICE_PORT", "").strip().isdigit():
+        ports.append(int(env["BODYWORK_SERVICE_PORT"]))
+    names = []
+    if service:
+        names.append(service)
+        if namespace:
+            base = f"{service}.{namespace}"
+            names += [base, f"{base}.svc", f"{base}.svc.{CLUSTER_DOMAIN}"]
+    if hostname:
+        names.append(hostname)
+    hosts = []
+    for name in names:
+        hosts += [name, *(f"{name}:{p}" for p in sorted(set(ports)))]
+    hosts += LOCAL_AND_PRIVATE_HOSTS
+    return ",".join(dict.fromkeys(hosts))
+
+
+# --- Sentry -------------------------------------------------------------------------------------
+
+SITECUSTOMIZE = '''\
+"""Generated by mlflow_server.py: start Sentry in every Python process of the MLflow server."""
+import importlib.util as _util
+
+_spec = _util.spec_from_file_location("_mlflow_server_boot", {script!r})
+_boot = _util.module_from_spec(_spec)
+_spec.loader.exec_module(_boot)
+_boot.start_sentry()
+_boot.run_shadowed_sitecustomize(__file__)
+'''
+
+
+def sentry_plan(env: Mapping[str, str], have_module: Callable[[str], bool] = module_available) -> str | None:
+    """None when Sentry should be started, else the reason it is off."""
+    if not env.get("SENTRY_DSN", "").strip():
+        return "SENTRY_DSN is not set: error reporting to Sentry is off"
+    if not have_module("sentry_sdk"):
+        return "SENTRY_DSN is set but sentry-sdk is not installed: error reporting to Sentry is off"
+    return None
+
+
+def env_secrets(env: Mapping[str, str]) -> list[str]:
+    """Values that must never leave the process: passwords in URIs and cloud keys."""
+    found = []
+    for name in ("MLFLOW_BACKEND_STORE_URI", "MLFLOW_REGISTRY_STORE_URI", "MLFLOW_TRACKING_URI"):
+        found += uri_secrets(env.get(name, ""))
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        if env.get(name):
+            found.append(env[name])
+    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+
+
+def scrub(value, secrets: Sequence[str]):
+    """A copy of a JSON-like value with every secret substring replaced by ``***``."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "***")
+        return value
+    if isinstance(value, dict):
+        return {scrub(k, secrets): scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(v, secrets) for v in value]
+    return value
+
+
+def start_sentry() -> None:
+    """Called by the generated sitecustomize in each process of the server."""
+    if sentry_plan(os.environ) is not None:
+        return
+    import sentry_sdk
+
+    secrets = env_secrets(os.environ)
+
+    def before_send(event, _hint):
+        return scrub(event, secrets)
+
+    sentry_sdk.init(
+        traces_sample_rate=float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE") or 0),
+        send_default_pii=False,
+        before_send=before_send,
+        before_breadcrumb=lambda crumb, _hint: scrub(crumb, secrets),
+    )
+
+
+def run_shadowed_sitecustomize(own_file: str) -> None:
+    """Run the sitecustomize this one hides (e.g. Debian's), so the image's behaviour is kept."""
+    own_dir = os.path.dirname(os.path.abspath(own_file))
+    path = [p for p in sys.path if os.path.abspath(p or ".") != own_dir]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", path)
+    if spec and spec.loader and spec.origin and os.path.dirname(os.path.abspath(spec.origin)) != own_dir:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+
+
+def write_sentry_boot(script: Path) -> str:
+    """Create a folder holding the sitecustomize that starts Sentry; return its path."""
+    folder = tempfile.mkdtemp(prefix="mlflow-sentry-boot-")
+    Path(folder, "sitecustomize.py").write_text(SITECUSTOMIZE.format(script=str(script.resolve())))
+    return folder
+
+
+# --- the launch ---------------------------------------------------------------------------------
+
+
+def parse_args(args: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        description="Start the MLflow tracking server (configured by environment variables).",
+        epilog="Other options are passed to `mlflow server`.",
+    )
+    parser.add_argument("--host", default=None, help=f"interface to bind (default {DEFAULT_HOST})")
+    parser.add_argument(
+        "--port", default=None, help=f"port (default BODYWORK_SERVICE_PORT or {DEFAULT_PORT})"
+    )
+    return parser.parse_known_args(list(args))
+
+
+def build_launch(
+    env: Mapping[str, str],
+    args: Sequence[str] = (),
+    *,
+    have_module: Callable[[str], bool] = module_available,
+    hostname: str = "",
+    sa_namespace: str = "",
+    sentry_boot_dir: str | None = None,
+    python: str = sys.executable,
+) -> Launch:
+    """Build the argv and environment of ``python -m mlflow server`` from a configuration mapping.
+
+    Pure: it reads nothing but its arguments. Raises ConfigError for a bad configuration.
+    """
+    options, extra = parse_args(args)
+    child = {k: v for k, v in env.items() if not (k.startswith("AWS_") and not v.strip())}
+    messages = []
+
+    backend = normalise_backend_uri(
+        child.get("MLFLOW_BACKEND_STORE_URI") or DEFAULT_BACKEND_STORE_URI, have_module
+    )
+    child["MLFLOW_BACKEND_STORE_URI"] = backend
+    destination = check_artifacts_destination(
+        child.pop("MLFLOW_DEFAULT_ARTIFACT_ROOT", "").strip() or DEFAULT_ARTIFACTS_DESTINATION, have_module
+    )
+    child["MLFLOW_ARTIFACTS_DESTINATION"] = destination
+    child["MLFLOW_SERVE_ARTIFACTS"] = "true"
+    for key, value in SERVER_ENV_DEFAULTS.items():
+        child.setdefault(key, value)
+
+    host = options.host or child.get("MLFLOW_HOST") or DEFAULT_HOST
+    if options.port is not None:
+        port = parse_int(options.port, "--port")
+    elif child.get("BODYWORK_SERVICE_PORT", "").strip():
+        port = parse_int(child["BODYWORK_SERVICE_PORT"], "BODYWORK_SERVICE_PORT")
+    else:
+        port = DEFAULT_PORT
+    child.pop("MLFLOW_PORT", None)
+    workers = parse_int(child.get("MLFLOW_WORKERS") or "1", "MLFLOW_WORKERS", maximum=64)
+    child["MLFLOW_WORKERS"] = str(workers)
+    child["MLFLOW_SERVER_ALLOWED_HOSTS"] = allowed_hosts(child, port, hostname, sa_namespace)
+
+    uvicorn_opts = child.get("MLFLOW_UVICORN_OPTS", "")
+    if child.get("MLFLOW_ACCESS_LOG", "").strip().lower() not in ("1", "true", "yes"):
+        uvicorn_opts = f"{uvicorn_opts} --no-access-log".strip()
+    if uvicorn_opts and "--gunicorn-opts" not in extra and "--waitress-opts" not in extra:
+        child["MLFLOW_UVICORN_OPTS"] = uvicorn_opts
+    if workers > 1 and not have_module("uvloop"):
+        messages.append(
+            f"MLFLOW_WORKERS={workers} without uvloop: keep-alive requests may stall ~50 ms "
+            "(pip install uvloop)"
+        )
+
+    if sentry_boot_dir:
+        child["PYTHONPATH"] = os.pathsep.join(p for p in (sentry_boot_dir, child.get("PYTHONPATH")) if p)
+
+    argv = [python, "-m", "mlflow", "server", "--host", host, "--port", str(port)]
+    argv += ["--workers", str(workers), "--serve-artifacts", *extra]
+    messages.insert(
+        0,
+        f"MLflow tracking server on {host}:{port}, {workers} worker(s); backend store {mask_uri(backend)}; "
+        f"artifacts proxied to {mask_uri(destination)}",
+    )
+    messages.append(f"allowed Host headers: {child['MLFLOW_SERVER_ALLOWED_HOSTS']}")
+    return Launch(argv=argv, env=child, messages=messages)
+
+
+def wait_for_database(uri: str, timeout: float, interval: float = 2.0) -> None:
+    """Wait until the database host accepts TCP connections; raise ConfigError after ``timeout``."""
+    address = database_address(uri)
+    if address is None:
+        return
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with socket.create_connection(address, timeout=min(5.0, max(timeout, 0.5))):
+                return
+        except OSError as error:
+            if time.monotonic() + interval > deadline:
+                raise ConfigError(
+                    f"database {mask_uri(uri)} is unreachable at {address[0]}:{address[1]} "
+                    f"after {attempt} attempt(s) in {timeout:.0f} s: {error}"
+                ) from None
+            log.warning("waiting for database at %s:%s (%s)", address[0], address[1], error)
+            time.sleep(interval)
+
+
+def read_text(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = sys.argv[1:] if argv is None else list(argv)
+    env = dict(os.environ)
+    try:
+        off_reason = sentry_plan(env)
+        launch = build_launch(
+            env,
+            args,
+            hostname=socket.gethostname(),
+            sa_namespace=read_text(SERVICE_ACCOUNT_NAMESPACE_FILE),
+            sentry_boot_dir=write_sentry_boot(Path(__file__)) if off_reason is None else None,
+        )
+        db_wait = env.get("MLFLOW_DB_WAIT_SECONDS", "").strip() or str(DEFAULT_DB_WAIT_SECONDS)
+        try:
+            timeout = float(db_wait)
+        except ValueError:
+            raise ConfigError(f"MLFLOW_DB_WAIT_SECONDS={db_wait!r} must be a number of seconds") from None
+        wait_for_database(launch.env["MLFLOW_BACKEND_STORE_URI"], timeout)
+    except ConfigError as error:
+        log.error("cannot start the MLflow server: %s", error)
+        return 2
+    for message in launch.messages:
+        log.info("%s", message)
+    log.info("%s", off_reason or "Sentry error reporting is on in every server process")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(launch.argv[0], launch.argv, launch.env)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())
