@@ -75,7 +75,10 @@ def execute(
     clock: Callable[[], float] = time.time,
     commit: str = "",
 ) -> DeploymentResult:
-    """Run every step of ``pipeline`` on ``backend``; return the aggregated result (never raises for a failed stage)."""
+    """Run every step of ``pipeline`` on ``backend`` and aggregate the results.
+
+    A failed stage is a result, not an exception: only errors that make the run impossible raise.
+    """
     cancel = cancel or threading.Event()
     started_at = clock()
     results: dict[str, StageResult] = {

@@ -1,0 +1,197 @@
+"""Terminal formats: validation problems (text, JSON, GitHub annotations), the plan table, results.
+
+Pure functions returning strings; the CLI decides where they go.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from bodywork_action.errors import ConfigProblem, Severity
+from bodywork_action.model import Pipeline, Stage
+from bodywork_action.results import DeploymentResult, StageResult
+
+GITHUB_ANNOTATIONS_MAX = 10  # GitHub shows at most 10 error annotations per step
+
+
+def format_problems_text(file: str, problems: Sequence[ConfigProblem]) -> str:
+    lines = [problem.format() for problem in problems]
+    errors = sum(1 for p in problems if p.severity is Severity.ERROR)
+    warnings = len(problems) - errors
+    summary = f"{errors} error{'s' if errors != 1 else ''} in {file}" if errors else f"{file} is valid"
+    if warnings:
+        summary += f" ({warnings} warning{'s' if warnings != 1 else ''})"
+    return "\n".join([*lines, summary])
+
+
+def format_problems_json(file: str, problems: Sequence[ConfigProblem]) -> str:
+    errors = [p for p in problems if p.severity is Severity.ERROR]
+    document = {
+        "file": file,
+        "valid": not errors,
+        "error_count": len(errors),
+        "warning_count": len(problems) - len(errors),
+        "problems": [
+            {
+                "file": p.file,
+                "line": p.line,
+                "column": p.column,
+                "path": p.path,
+                "message": p.message,
+                "severity": p.severity.value,
+            }
+            for p in problems
+        ],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def escape_annotation_data(text: str) -> str:
+    """Workflow-command message escaping (GitHub's toolkit: %, CR and LF)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_annotation_property(text: str) -> str:
+    return escape_annotation_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def format_annotation(
+    level: str, message: str, *, file: str = "", line: int = 0, col: int = 0, title: str = ""
+) -> str:
+    properties = []
+    if file:
+        properties.append(f"file={escape_annotation_property(file)}")
+    if line:
+        properties.append(f"line={line}")
+    if col:
+        properties.append(f"col={col}")
+    if title:
+        properties.append(f"title={escape_annotation_property(title)}")
+    joined = " " + ",".join(properties) if properties else ""
+    return f"::{level}{joined}::{escape_annotation_data(message)}"
+
+
+def format_problems_github(file: str, problems: Sequence[ConfigProblem]) -> str:
+    """``::error``/``::warning`` commands, at most ten of each, then a plain line counting the rest."""
+    lines: list[str] = []
+    for severity in (Severity.ERROR, Severity.WARNING):
+        of_kind = [p for p in problems if p.severity is severity]
+        for problem in of_kind[:GITHUB_ANNOTATIONS_MAX]:
+            lines.append(
+                format_annotation(
+                    severity.value,
+                    f"{problem.path or file}: {problem.message}",
+                    file=problem.file,
+                    line=problem.line,
+                    col=problem.column,
+                    title=f"bodywork.yaml {severity.value}",
+                )
+            )
+        rest = len(of_kind) - GITHUB_ANNOTATIONS_MAX
+        if rest > 0:
+            lines.append(f"… and {rest} more {severity.value}{'s' if rest != 1 else ''} not annotated")
+    lines.append(format_problems_text(file, problems).splitlines()[-1])
+    return "\n".join(lines)
+
+
+# --- plan -------------------------------------------------------------------------------------------
+
+
+def _stage_settings(stage: Stage) -> str:
+    if stage.batch is not None:
+        limit = stage.batch.max_completion_time_seconds
+        return f"retries {stage.batch.retries}, limit {f'{limit}s' if limit else 'none'}"
+    assert stage.service is not None
+    service = stage.service
+    ingress = ", ingress" if service.ingress else ""
+    return f"{service.replicas} replica{'s' if service.replicas != 1 else ''}, port {service.port}{ingress}"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+
+
+def format_plan(pipeline: Pipeline, *, namespace: str = "") -> str:
+    """The steps and their stages as a readable table."""
+    lines = [
+        f"pipeline   {pipeline.name}",
+        f"namespace  {namespace or pipeline.target_namespace}",
+        f"image      {pipeline.docker_image}",
+        f"DAG        {pipeline.dag_text}",
+        "",
+    ]
+    rows: list[list[str]] = [["STEP", "STAGE", "TYPE", "MODULE", "SETTINGS", "RESOURCES", "SECRETS"]]
+
+    def row(step: str, stage: Stage) -> list[str]:
+        secrets = sorted({s.secret for s in stage.secrets})
+        return [
+            step,
+            stage.name,
+            stage.kind.value,
+            stage.executable_module_path,
+            _stage_settings(stage),
+            f"{stage.cpu_request:g} cpu, {stage.memory_request_mb} MB",
+            ", ".join(secrets) or "-",
+        ]
+
+    for number, step in enumerate(pipeline.step_stages(), start=1):
+        rows.extend(row(str(number), stage) for stage in step)
+    if pipeline.failure_stage is not None:
+        rows.append(row("on failure", pipeline.failure_stage))
+    lines.extend(_table(rows))
+    outside = sorted(
+        name
+        for name in pipeline.stages
+        if name not in {s.name for s in pipeline.dag_stages} and name != pipeline.run_on_failure
+    )
+    if outside:
+        lines.append("")
+        lines.append(f"not in the DAG (not deployed): {', '.join(outside)}")
+    return "\n".join(lines)
+
+
+# --- results ----------------------------------------------------------------------------------------
+
+
+def _duration(result: StageResult) -> str:
+    seconds = result.duration_seconds
+    return "-" if seconds is None else f"{seconds:.1f}s"
+
+
+def format_result_table(result: DeploymentResult) -> str:
+    rows: list[list[str]] = [["STAGE", "TYPE", "STATUS", "ATTEMPTS", "DURATION", "URL / REASON"]]
+    for stage in result.stages:
+        name = f"{stage.stage} (on failure)" if stage.run_on_failure else stage.stage
+        detail = stage.url or stage.reason
+        if stage.rolled_back:
+            detail += " (rolled back)"
+        rows.append(
+            [name, stage.kind.value, stage.status.value, str(stage.attempts or "-"), _duration(stage), detail]
+        )
+    lines = _table(rows)
+    lines.append("")
+    lines.append(result.one_line())
+    if result.message and not result.succeeded:
+        lines.append(result.message)
+    return "\n".join(lines)
+
+
+def format_failure_details(result: DeploymentResult) -> str:
+    """For each failed stage: reason, events, last log lines (already redacted by the caller's backend)."""
+    blocks: list[str] = []
+    for stage in result.failed_stages:
+        lines = [f"--- {stage.stage}: {stage.reason or 'failed'}"]
+        if stage.message:
+            lines.append(stage.message)
+        for event in stage.events:
+            count = f" (x{event.count})" if event.count > 1 else ""
+            lines.append(f"  event {event.type} {event.reason} {event.object}: {event.message}{count}")
+        for source, log_lines in stage.logs.items():
+            lines.append(f"  last {len(log_lines)} log lines of {source}:")
+            lines.extend(f"    {line}" for line in log_lines)
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

@@ -1,0 +1,1 @@
+raise RuntimeError("this stage has failed")
