@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Build the real-control-plane test tier's binaries from Go modules, into a cache outside the repository.
+#
+#   tests/cluster/build.sh            # build if needed, print the binary directory on the last line
+#   tests/cluster/build.sh --print    # only print the binary directory (exit 1 if not built)
+#
+# What it builds (versions come from go.mod in this directory; go.sum pins every checksum):
+#   kube-apiserver, kube-controller-manager, kube-scheduler  k8s.io/kubernetes/cmd/...   (K8S_VERSION)
+#   etcd                                                     go.etcd.io/etcd/server/v3  (the version k8s pins)
+#   kwok                                                     sigs.k8s.io/kwok/cmd/kwok  (v0.8.0)
+#
+# Into: ${BODYWORK_CLUSTER_CACHE:-$XDG_CACHE_HOME/bodywork-action/cluster}/<K8S_VERSION>-<go.sum hash>/bin
+# A binary that already exists is not rebuilt; when all five exist (and the .complete stamp is there)
+# the script does nothing. Nothing built here is ever written into the repository.
+#
+# Environment: GO (path to go, default: `go` on PATH, else /usr/local/go/bin/go), BODYWORK_CLUSTER_JOBS
+# (build parallelism, default 2: the machines are shared), BODYWORK_CLUSTER_CACHE (cache root).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+
+K8S_VERSION="v1.37.2"
+KWOK_VERSION="v0.8.0"
+
+mode="build"
+if [[ "${1:-}" == "--print" ]]; then mode="print"; fi
+
+cache_root="${BODYWORK_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bodywork-action/cluster}"
+key="$(cat go.mod go.sum | sha256sum | cut -c1-12)"
+dest="$cache_root/${K8S_VERSION}-${key}"
+bin="$dest/bin"
+components=(etcd kwok kube-apiserver kube-controller-manager kube-scheduler)
+
+all_present() {
+  [[ -f "$dest/.complete" ]] || return 1
+  for c in "${components[@]}"; do [[ -x "$bin/$c" ]] || return 1; done
+}
+
+if [[ "$mode" == "print" ]]; then
+  all_present || { echo "control-plane binaries not built (expected in $bin)" >&2; exit 1; }
+  echo "$bin"
+  exit 0
+fi
+
+if all_present; then
+  echo "[cluster-build] up to date: $bin" >&2
+  echo "$bin"
+  exit 0
+fi
+
+GO="${GO:-}"
+if [[ -z "$GO" ]]; then
+  if command -v go >/dev/null 2>&1; then GO="$(command -v go)"
+  elif [[ -x /usr/local/go/bin/go ]]; then GO=/usr/local/go/bin/go
+  else echo "[cluster-build] ERROR: no Go toolchain (need Go >= 1.26 on PATH or at /usr/local/go/bin/go)" >&2; exit 3
+  fi
+fi
+go_version="$("$GO" env GOVERSION)"
+echo "[cluster-build] using $GO ($go_version), k8s $K8S_VERSION, kwok $KWOK_VERSION" >&2
+echo "[cluster-build] target $bin (one-time cold build: ~10-30 min on 2 cores; later runs reuse it)" >&2
+
+mkdir -p "$bin"
+# One build at a time per cache entry (two pytest sessions may start together).
+exec 9>"$dest/.lock"
+if ! flock -n 9; then
+  echo "[cluster-build] another build holds $dest/.lock; waiting for it" >&2
+  flock 9
+fi
+
+export GOTOOLCHAIN=local      # never fetch another toolchain behind our back
+export CGO_ENABLED=0
+export GOFLAGS="-mod=readonly -buildvcs=false -trimpath -p=${BODYWORK_CLUSTER_JOBS:-2}"
+
+minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+k8s_ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  k8s_ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  k8s_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
+done
+kwok_ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
+kwok_ldflags+=" -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${K8S_VERSION#v}"
+etcd_ldflags="-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=module-build"
+
+build_one() { # name package ldflags
+  local name="$1" pkg="$2" ldflags="$3" start
+  if [[ -x "$bin/$name" ]]; then
+    echo "[cluster-build] $name: cached" >&2
+    return 0
+  fi
+  start=$SECONDS
+  echo "[cluster-build] $name: building $pkg ..." >&2
+  # Heartbeat so a long first build visibly makes progress.
+  ( while sleep 60; do echo "[cluster-build] $name: still building ($((SECONDS - start))s)" >&2; done ) &
+  local hb=$!
+  local rc=0
+  "$GO" build -ldflags "$ldflags" -o "$bin/.$name.tmp" "$pkg" || rc=$?
+  kill "$hb" 2>/dev/null || true
+  wait "$hb" 2>/dev/null || true
+  if [[ $rc -ne 0 ]]; then
+    rm -f "$bin/.$name.tmp"
+    echo "[cluster-build] ERROR: go build $pkg failed (exit $rc)" >&2
+    return $rc
+  fi
+  mv "$bin/.$name.tmp" "$bin/$name"
+  echo "[cluster-build] $name: done in $((SECONDS - start))s" >&2
+}
+
+total=$SECONDS
+build_one etcd go.etcd.io/etcd/server/v3 "$etcd_ldflags"
+build_one kwok sigs.k8s.io/kwok/cmd/kwok "$kwok_ldflags"
+build_one kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldflags"
+build_one kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$k8s_ldflags"
+build_one kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$k8s_ldflags"
+
+{
+  echo "k8s=$K8S_VERSION kwok=$KWOK_VERSION go=$go_version built=$build_date"
+} > "$dest/.complete"
+echo "[cluster-build] all binaries ready in $((SECONDS - total))s: $bin" >&2
+echo "$bin"
