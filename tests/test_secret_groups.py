@@ -1,0 +1,181 @@
+"""secret_groups.py: parsing --secret, values from an environ mapping, which keys are missing."""
+
+from __future__ import annotations
+
+import pytest
+
+from bodywork_action.errors import InputError, SecretKeyRef
+from bodywork_action.model import BatchSettings, Pipeline, SecretEnv, ServiceSettings, Stage, StageName
+from bodywork_action.secret_groups import (
+    SecretRequest,
+    SecretSupply,
+    SecretValue,
+    build_needed_keys,
+    build_secret_plan,
+    build_secret_supply,
+    build_store_secret_name,
+    parse_secret_request,
+    parse_secret_requests,
+)
+
+PEM = "-----BEGIN KEY-----\nabc\ndef\n-----END KEY-----\n"
+
+
+def stage(name: str, *secrets: tuple[str, str], service: bool = False) -> Stage:
+    settings = ServiceSettings(60, 1, 5000, False) if service else BatchSettings(60, 0)
+    return Stage(
+        name=StageName(name),
+        k8s_name=name,
+        executable_module_path=f"{name}.py",
+        cpu_request=0.5,  # type: ignore[arg-type]
+        memory_request_mb=100,
+        settings=settings,
+        secrets=tuple(SecretEnv(env_var=key, secret=secret) for secret, key in secrets),
+    )
+
+
+def pipeline(*stages: Stage, dag: str, on_failure: str | None = None) -> Pipeline:
+    steps = tuple(tuple(StageName(n.strip()) for n in step.split(",")) for step in dag.split(">>"))
+    return Pipeline(
+        name="p",
+        docker_image="python:3.11",
+        dag_text=dag,
+        steps=steps,
+        stages={s.name: s for s in stages},
+        run_on_failure=StageName(on_failure) if on_failure else None,
+    )
+
+
+def test_secret_request_parses_name_and_keys() -> None:
+    assert parse_secret_request("aws-credentials=AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY") == SecretRequest(
+        "aws-credentials", ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("aws", "expected NAME=KEY1,KEY2"),
+        ("=KEY", "expected NAME=KEY1,KEY2"),
+        ("aws=", "list the keys"),
+        ("aws=A,,B", "list the keys"),
+        ("Aws_Creds=A", "not a valid secret name"),
+        ("aws=A B", "invalid key"),
+    ],
+)
+def test_malformed_secret_request_is_an_input_error(text: str, fragment: str) -> None:
+    with pytest.raises(InputError, match=fragment):
+        parse_secret_request(text)
+
+
+def test_the_same_secret_named_twice_merges_its_keys() -> None:
+    assert parse_secret_requests(["a=X,Y", "b=Z", "a=Y,W"]) == (
+        SecretRequest("a", ("X", "Y", "W")),
+        SecretRequest("b", ("Z",)),
+    )
+
+
+def test_values_come_from_the_environ_mapping_multiline_intact() -> None:
+    supply = build_secret_supply([SecretRequest("ssh", ("KEY",))], {"KEY": PEM}, group="prod")
+    secret = supply.get("ssh")
+    assert secret is not None
+    assert secret.values["KEY"].reveal() == PEM
+    assert supply.group == "prod"
+    assert supply.all_values() == (PEM,)
+
+
+def test_unset_and_empty_variables_are_listed_by_name_never_by_value() -> None:
+    environ = {"A": "", "C": "visible-value"}
+    with pytest.raises(InputError) as caught:
+        build_secret_supply([SecretRequest("s", ("A", "B", "C"))], environ)
+    message = str(caught.value)
+    assert "not set: B (for s)" in message
+    assert "empty: A (for s)" in message
+    assert "visible-value" not in message
+
+
+def test_secret_value_never_shows_in_repr_or_str() -> None:
+    supply = build_secret_supply([SecretRequest("s", ("K",))], {"K": "hunter2"})
+    assert "hunter2" not in repr(supply)
+    assert "hunter2" not in str(SecretValue("hunter2"))
+
+
+def test_needed_keys_cover_the_dag_and_the_failure_stage_but_not_unused_stages() -> None:
+    p = pipeline(
+        stage("a", ("db", "USER"), ("db", "PASSWORD")),
+        stage("b", ("aws", "KEY_ID"), service=True),
+        stage("unused", ("never", "X")),
+        stage("on_fail", ("slack", "TOKEN"), ("db", "USER")),
+        dag="a >> b",
+        on_failure="on_fail",
+    )
+    assert build_needed_keys(p) == (
+        SecretKeyRef("aws", "KEY_ID"),
+        SecretKeyRef("db", "PASSWORD"),
+        SecretKeyRef("db", "USER"),
+        SecretKeyRef("slack", "TOKEN"),
+    )
+
+
+def test_store_name_follows_bodywork_make_valid_k8s_name() -> None:
+    assert build_store_secret_name("prod", "aws_credentials") == "prod-aws-credentials"
+    assert build_store_secret_name("prod", "mlflow-config") == "prod-mlflow-config"
+
+
+NEEDED = (SecretKeyRef("aws", "ID"), SecretKeyRef("aws", "KEY"), SecretKeyRef("db", "URI"))
+
+
+def supply_of(**secrets: dict[str, str]) -> SecretSupply:
+    requests = [SecretRequest(name, tuple(values)) for name, values in secrets.items()]
+    environ = {k: v for values in secrets.values() for k, v in values.items()}
+    return build_secret_supply(requests, environ, group="prod")
+
+
+def test_plan_with_everything_supplied_misses_nothing() -> None:
+    plan = build_secret_plan(
+        NEEDED,
+        supply_of(aws={"ID": "i", "KEY": "k"}, db={"URI": "u"}),
+        in_namespace={},
+        in_store={},
+        group="prod",
+    )
+    assert plan.missing == ()
+    assert plan.create == ("aws", "db")
+    assert plan.copy_from_store == ()
+
+
+def test_plan_lists_every_missing_key_not_just_the_first() -> None:
+    plan = build_secret_plan(NEEDED, supply_of(aws={"ID": "i"}), in_namespace={}, in_store={}, group="prod")
+    assert plan.missing == (SecretKeyRef("aws", "KEY"), SecretKeyRef("db", "URI"))
+
+
+def test_keys_already_in_the_namespace_count() -> None:
+    plan = build_secret_plan(
+        NEEDED,
+        supply_of(aws={"ID": "i"}),
+        in_namespace={"aws": {"KEY"}, "db": {"URI"}},
+        in_store={},
+        group="prod",
+    )
+    assert plan.missing == ()
+    assert plan.copy_from_store == ()
+
+
+def test_bodywork_store_is_copied_only_when_it_fills_a_gap() -> None:
+    plan = build_secret_plan(
+        NEEDED,
+        SecretSupply(),
+        in_namespace={"db": {"URI"}},
+        in_store={"prod-aws": {"ID", "KEY"}, "prod-db": {"URI"}},
+        group="prod",
+    )
+    assert plan.missing == ()
+    assert plan.copy_from_store == ("aws",)
+    assert plan.store_names == {"aws": "prod-aws"}
+
+
+def test_store_of_another_group_does_not_count() -> None:
+    plan = build_secret_plan(
+        NEEDED, SecretSupply(), in_namespace={}, in_store={"dev-aws": {"ID", "KEY"}}, group="prod"
+    )
+    assert len(plan.missing) == 3
