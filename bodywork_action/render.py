@@ -1,0 +1,786 @@
+"""A validated pipeline plus a deployment context → every Kubernetes manifest, as plain dicts.
+
+Pure: no cluster, no files, no environment, no clock. ``deploy`` applies the list that
+``render_objects`` returns, in that order; ``plan --output yaml`` prints the same list through
+``format_manifests_yaml`` (Secret values redacted).
+
+What is rendered (issue 4 §1; what Bodywork 3.0 did is spec §3, what it got wrong §10):
+
+- Namespace: ``context.namespace``, else ``pipeline.namespace``, else the pipeline's name as a
+  DNS-1123 label. Labelled managed-by.
+- Batch stage → ``batch/v1`` Job named ``<stage>-<deployment id>`` (unique per deployment, so a re-run
+  never trips on the immutable Job template; the cluster code prunes older ones).
+- Service stage → ``apps/v1`` Deployment, ClusterIP Service (port named ``http``) and, with
+  ``ingress: true``, a ``networking.k8s.io/v1`` Ingress on path ``/<namespace>/<stage>`` (Prefix).
+- Every object carries ``app.kubernetes.io/name`` (stage), ``app.kubernetes.io/part-of`` (pipeline),
+  ``app.kubernetes.io/managed-by: bodywork-action`` and ``bodywork.dev/commit``, plus annotations for
+  the ref, run URL, actor and repository. Selectors use pipeline + stage, so equal stage names of two
+  pipelines in one namespace never collide (Bodywork selected on the stage alone, §10.1.8).
+
+How a stage pod gets its code (Bodywork re-cloned the branch in every pod, §10.1.5): an init
+container runs git-sync v4 in one-time mode and checks out exactly ``context.commit`` into an
+emptyDir, at ``/bodywork/repo``. The main container (``pipeline.docker_image``) starts in the
+directory holding ``bodywork.yaml`` and runs a fixed bootstrap program (``python -c BOOTSTRAP``) that
+receives the module path, the requirements and the args as argv elements: it pip-installs the
+requirements, then ``exec``s ``python <module> <args…>`` from the module's directory (as Bodywork
+did), or ``python -m jupyter nbconvert --to notebook --execute`` for ``.ipynb`` stages (``nbconvert``
+and ``ipykernel`` are added to their requirements; notebooks take no args, as in Bodywork). No user
+value is ever part of a shell string: there is no shell.
+
+Private repositories: set ``context.git_credentials_secret`` to the name of a Secret in the target
+namespace. It is mounted read-only into the init container only, never into the stage container:
+
+- SSH URLs (``git@host:owner/repo`` or ``ssh://…``): keys ``ssh`` (the private deploy key) and
+  ``known_hosts`` (e.g. from ``ssh-keyscan github.com``); host keys are always verified.
+- HTTPS URLs: keys ``username`` and ``password`` (a token, e.g. ``x-access-token`` + a GitHub token).
+  Credentials inside the URL itself are refused, so they can't end up in an annotation or argv.
+
+Environment of the stage container, in order: one variable per stage secret (``secretKeyRef``, key =
+variable name, as Bodywork), then ``GIT_COMMIT_HASH`` (the full commit SHA), ``PYTHONPATH`` (the
+project directory, as Bodywork), ``PYTHONUNBUFFERED=1`` (logs arrive as they are written), and for
+service stages ``BODYWORK_STAGE`` (the stage's Kubernetes name, which is also its Service's name),
+``BODYWORK_NAMESPACE`` and ``BODYWORK_SERVICE_PORT`` (what ``mlflow_server.py`` reads to build its
+in-cluster URL and allowed hosts). Those are ``RESERVED_ENV_VARS``: a stage secret may not use them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import posixpath
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from bodywork_action.dag import DNS1123_LABEL_MAX, is_dns1123_label, k8s_name
+from bodywork_action.errors import InputError
+from bodywork_action.model import (
+    BatchSettings,
+    DeployContext,
+    K8sName,
+    Pipeline,
+    ServiceSettings,
+    Stage,
+    StageKind,
+)
+
+Manifest = dict[str, Any]
+
+# --- label and annotation keys (everything that reads objects back uses these) -------------------
+LABEL_NAME = "app.kubernetes.io/name"  # the stage's Kubernetes name
+LABEL_PART_OF = "app.kubernetes.io/part-of"  # the pipeline, as a label value (pipeline_label)
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "bodywork-action"
+LABEL_COMMIT = "bodywork.dev/commit"
+LABEL_STAGE_KIND = "bodywork.dev/stage-kind"  # "batch" or "service"
+LABEL_DEPLOYMENT = "bodywork.dev/deployment"  # deployment_short_id, on Jobs and their pods
+LABEL_SECRET_GROUP = "bodywork.dev/secret-group"
+
+ANNOTATION_STAGE = "bodywork.dev/stage"  # the user's stage name as written (label values can't hold it)
+ANNOTATION_PIPELINE = "bodywork.dev/pipeline"  # the pipeline name as written
+ANNOTATION_COMMIT = "bodywork.dev/commit"  # full SHA (a label value is capped at 63 characters)
+ANNOTATION_REPOSITORY = "bodywork.dev/repository"
+ANNOTATION_REF = "bodywork.dev/ref"
+ANNOTATION_RUN_URL = "bodywork.dev/run-url"
+ANNOTATION_ACTOR = "bodywork.dev/actor"
+ANNOTATION_DEPLOYMENT_ID = "bodywork.dev/deployment-id"
+# On the Deployment's pod template: changes on every deploy, so re-deploying the same commit rolls the
+# pods (services reload state such as the latest production model).
+ANNOTATION_RESTART_TOKEN = "bodywork.dev/restart-token"
+
+# --- pod layout -----------------------------------------------------------------------------------
+CODE_VOLUME = "code"
+CODE_MOUNT_PATH = "/bodywork"
+REPO_LINK = "repo"  # git-sync publishes the checkout as a symlink under its --root
+REPO_PATH = f"{CODE_MOUNT_PATH}/{REPO_LINK}"
+GIT_CREDENTIALS_VOLUME = "git-credentials"
+GIT_CREDENTIALS_MOUNT_PATH = "/etc/git-secret"  # git-sync's default location for these files
+GIT_SSH_KEY = "ssh"
+GIT_KNOWN_HOSTS_KEY = "known_hosts"
+GIT_USERNAME_KEY = "username"
+GIT_PASSWORD_KEY = "password"
+GIT_SYNC_UID = 65533  # the user git-sync's image runs as; fsGroup makes checkout and key readable
+GIT_SYNC_CONTAINER = "git-sync"
+STAGE_CONTAINER = "stage"
+PORT_NAME = "http"
+NOTEBOOK_OUTPUT_DIR = "/tmp/bodywork-notebooks"  # executed copies go here: the checkout is the source
+NOTEBOOK_REQUIREMENTS = ("nbconvert", "ipykernel")
+SECRET_VALUE_REDACTED = "<redacted>"
+
+RESERVED_ENV_VARS = frozenset(
+    {
+        "GIT_COMMIT_HASH",
+        "PYTHONPATH",
+        "PYTHONUNBUFFERED",
+        "BODYWORK_STAGE",
+        "BODYWORK_NAMESPACE",
+        "BODYWORK_SERVICE_PORT",
+    }
+)
+
+# --- timing ---------------------------------------------------------------------------------------
+# Per Job attempt: scheduling, image pull, the clone and the pip install all happen before the
+# module starts, and max_completion_time_seconds only ever covered the module (spec §3.9, §10.1.16).
+JOB_ATTEMPT_STARTUP_ALLOWANCE_SECONDS = 300
+# Kubernetes waits 10 s, 20 s, 40 s … (capped at 6 min) before re-creating a failed Job pod; that wait
+# counts against activeDeadlineSeconds too.
+JOB_RETRY_BACKOFF_BASE_SECONDS = 10
+JOB_RETRY_BACKOFF_MAX_SECONDS = 360
+# Deployments: max_startup_time_seconds covers the pip install and the server start (the startup
+# probe); scheduling, image pull and the clone (init container) come on top.
+DEPLOYMENT_PROGRESS_ALLOWANCE_SECONDS = 120
+PROBE_PERIOD_SECONDS = 10  # as Bodywork's startup probe, so failureThreshold = ceil(t / 10) (spec §3.3)
+READINESS_PERIOD_SECONDS = 5
+LIVENESS_FAILURE_THRESHOLD = 3
+REVISION_HISTORY_LIMIT = 3  # > 0: rolling back needs the previous ReplicaSet (Bodywork kept 0)
+
+SHORT_ID_LENGTH = 10  # hex digits of a hash: no realistic collision among one stage's Jobs
+
+_FULL_COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+_SCP_LIKE_SSH_URL = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:")
+_LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_NOT_LABEL_VALUE_CHARS = re.compile(r"[^-A-Za-z0-9_.]+")
+
+# The stage container's program. A constant: it holds no user data; requirements, module path and
+# args arrive as argv elements: sys.argv = ["-c", module_path, requirement_count, *requirements, *args].
+BOOTSTRAP_PROGRAM = """\
+import os, subprocess, sys
+module_path, requirement_count = sys.argv[1], int(sys.argv[2])
+requirements = sys.argv[3 : 3 + requirement_count]
+args = sys.argv[3 + requirement_count :]
+if requirements:
+    print("bodywork-action: installing " + ", ".join(requirements), flush=True)
+    pip = [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check"]
+    code = subprocess.call([*pip, "--", *requirements])
+    if code:
+        print("bodywork-action: pip install failed, exit code " + str(code), file=sys.stderr, flush=True)
+        sys.exit(code)
+directory, file_name = os.path.split(module_path)
+os.chdir(directory or ".")
+if file_name.startswith("-"):
+    file_name = "./" + file_name
+print("bodywork-action: running " + module_path, flush=True)
+if file_name.endswith(".ipynb"):
+    jupyter = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute"]
+    os.execv(sys.executable, [*jupyter, "--output-dir", "NOTEBOOK_OUTPUT_DIR", file_name])
+os.execv(sys.executable, [sys.executable, file_name, *args])
+""".replace("NOTEBOOK_OUTPUT_DIR", NOTEBOOK_OUTPUT_DIR)
+
+
+# --- names and values -----------------------------------------------------------------------------
+def target_namespace(pipeline: Pipeline, context: DeployContext) -> str:
+    """The namespace everything goes to: the context's override, the pipeline's, or its name."""
+    namespace = context.namespace or pipeline.namespace
+    if not namespace:
+        return k8s_name(pipeline.name)
+    if not is_dns1123_label(namespace):
+        raise InputError(
+            f"namespace {namespace!r} is not a valid Kubernetes namespace name: use at most "
+            f"{DNS1123_LABEL_MAX} lower-case letters, digits and '-', starting and ending with a "
+            "letter or digit"
+        )
+    return namespace
+
+
+def label_value(text: str) -> str:
+    """``text`` as a valid label value; altered or long text gets a hash suffix to stay distinct."""
+    if len(text) <= DNS1123_LABEL_MAX and _LABEL_VALUE.match(text):
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    stem = _NOT_LABEL_VALUE_CHARS.sub("-", text)[: DNS1123_LABEL_MAX - len(digest) - 1]
+    stem = stem.strip("-_.")
+    return f"{stem}-{digest}" if stem else digest
+
+
+def pipeline_label(pipeline: Pipeline) -> str:
+    return label_value(pipeline.name)
+
+
+def selector_labels(pipeline: Pipeline, stage: Stage) -> dict[str, str]:
+    """Pipeline + stage: what a Deployment and its Service select on (immutable once applied)."""
+    return {LABEL_PART_OF: pipeline_label(pipeline), LABEL_NAME: stage.k8s_name}
+
+
+def deployment_short_id(context: DeployContext) -> str:
+    """A short hex id, unique per deployment: from the deployment id, else commit + restart token."""
+    source = context.deployment_id or f"{context.commit}:{context.restart_token}"
+    return hashlib.sha256(source.encode()).hexdigest()[:SHORT_ID_LENGTH]
+
+
+def job_name(stage: Stage, context: DeployContext) -> K8sName:
+    """``<stage>-<short id>``: unique per deployment, a DNS-1123 label of at most 63 characters."""
+    suffix = deployment_short_id(context)
+    stem = stage.k8s_name[: DNS1123_LABEL_MAX - len(suffix) - 1].rstrip("-")
+    return K8sName(f"{stem}-{suffix}")
+
+
+def service_name(stage: Stage) -> K8sName:
+    return stage.k8s_name
+
+
+def service_url(stage: Stage, namespace: str) -> str:
+    """In-cluster URL of a service stage: ``http://<svc>.<ns>.svc.cluster.local:<port>``."""
+    service = _service_settings(stage)
+    return f"http://{service_name(stage)}.{namespace}.svc.cluster.local:{service.port}"
+
+
+def ingress_path(namespace: str, stage: Stage) -> str:
+    return f"/{namespace}/{stage.k8s_name}"
+
+
+def cpu_quantity(cpu_request: float) -> str:
+    """Whole cores as ``"1"``, fractions in millicores (``"250m"``); never rounds a request to zero."""
+    millicores = max(1, round(cpu_request * 1000))
+    return str(millicores // 1000) if millicores % 1000 == 0 else f"{millicores}m"
+
+
+def memory_quantity(memory_request_mb: int) -> str:
+    return f"{memory_request_mb}M"  # SI megabytes, as Bodywork (spec §3.2)
+
+
+def job_deadline_seconds(batch: BatchSettings) -> int | None:
+    """``activeDeadlineSeconds`` for a Job; ``None`` (no limit) when max_completion_time_seconds is 0.
+
+    Every attempt (retries + 1 of them) gets the module's time plus the start-up allowance, and the
+    Job controller's back-off between attempts is added on top.
+    """
+    if batch.max_completion_time_seconds <= 0:
+        return None
+    attempts = batch.retries + 1
+    per_attempt = batch.max_completion_time_seconds + JOB_ATTEMPT_STARTUP_ALLOWANCE_SECONDS
+    backoff = sum(
+        min(JOB_RETRY_BACKOFF_BASE_SECONDS * 2**retry, JOB_RETRY_BACKOFF_MAX_SECONDS)
+        for retry in range(batch.retries)
+    )
+    return attempts * per_attempt + backoff
+
+
+def startup_failure_threshold(service: ServiceSettings) -> int:
+    return max(1, math.ceil(service.max_startup_time_seconds / PROBE_PERIOD_SECONDS))
+
+
+def progress_deadline_seconds(service: ServiceSettings) -> int:
+    return service.max_startup_time_seconds + DEPLOYMENT_PROGRESS_ALLOWANCE_SECONDS
+
+
+def stage_requirements(stage: Stage) -> tuple[str, ...]:
+    """What the bootstrap pip-installs: the stage's requirements, plus nbconvert for notebooks."""
+    if not stage.is_notebook:
+        return stage.requirements
+    missing = tuple(r for r in NOTEBOOK_REQUIREMENTS if r not in stage.requirements)
+    return (*stage.requirements, *missing)
+
+
+# The stage container's ``command``: the same for every stage.
+STAGE_COMMAND = ("python", "-c", BOOTSTRAP_PROGRAM)
+
+
+def stage_args(stage: Stage) -> list[str]:
+    """The stage container's ``args``: every user value is one whole argv element."""
+    requirements = stage_requirements(stage)
+    args = () if stage.is_notebook else stage.args  # nbconvert takes no args (nor did Bodywork)
+    return [stage.executable_module_path, str(len(requirements)), *requirements, *args]
+
+
+def project_path(config_dir: str = "") -> str:
+    """Absolute path, in the stage container, of the directory holding ``bodywork.yaml``."""
+    if not config_dir:
+        return REPO_PATH
+    normalised = posixpath.normpath(config_dir)
+    if posixpath.isabs(normalised) or normalised == ".." or normalised.startswith("../"):
+        raise InputError(
+            f"the config directory {config_dir!r} must be a path inside the repository, relative to its root"
+        )
+    return REPO_PATH if normalised == "." else f"{REPO_PATH}/{normalised}"
+
+
+# --- metadata -------------------------------------------------------------------------------------
+def common_labels(pipeline: Pipeline, context: DeployContext, stage: Stage | None = None) -> dict[str, str]:
+    labels = {
+        LABEL_PART_OF: pipeline_label(pipeline),
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_COMMIT: label_value(context.commit),
+    }
+    if stage is not None:
+        labels[LABEL_NAME] = stage.k8s_name
+        labels[LABEL_STAGE_KIND] = stage.kind.value
+    return labels
+
+
+def common_annotations(
+    pipeline: Pipeline, context: DeployContext, stage: Stage | None = None
+) -> dict[str, str]:
+    annotations = {
+        ANNOTATION_PIPELINE: pipeline.name,
+        ANNOTATION_COMMIT: context.commit,
+        ANNOTATION_REPOSITORY: context.repository_url,
+        ANNOTATION_REF: context.ref,
+        ANNOTATION_RUN_URL: context.run_url,
+        ANNOTATION_ACTOR: context.actor,
+    }
+    if stage is not None:
+        annotations[ANNOTATION_STAGE] = stage.name
+    return {key: value for key, value in annotations.items() if value}
+
+
+def _metadata(
+    name: str,
+    *,
+    namespace: str | None,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+) -> Manifest:
+    metadata: Manifest = {"name": name}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    metadata["labels"] = dict(labels)
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return metadata
+
+
+# --- the pod --------------------------------------------------------------------------------------
+def _uses_ssh(repository_url: str) -> bool:
+    return repository_url.startswith("ssh://") or bool(_SCP_LIKE_SSH_URL.match(repository_url))
+
+
+def check_deploy_context(context: DeployContext) -> None:
+    """Refuse a context that can't pin the code or would put credentials where they'd be shown."""
+    if not _FULL_COMMIT.match(context.commit):
+        raise InputError(
+            "the commit must be a full lower-case SHA (40 or 64 hex digits), so every stage runs "
+            "exactly that code; a branch or short hash is not enough"
+        )
+    url = context.repository_url
+    if not url:
+        raise InputError("no repository URL: the stage pods fetch the code from it")
+    if _uses_ssh(url):
+        if not context.git_credentials_secret:
+            raise InputError(
+                "an SSH repository URL needs a credentials secret with the keys "
+                f"{GIT_SSH_KEY!r} and {GIT_KNOWN_HOSTS_KEY!r}; or use the HTTPS URL"
+            )
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http", "file") or (parts.scheme != "file" and not parts.netloc):
+        raise InputError("the repository URL must be an https://, ssh:// or git@host:owner/repo URL")
+    if parts.username is not None or parts.password is not None:
+        # The URL is not repeated: it holds the credential.
+        raise InputError(
+            "the repository URL embeds credentials; put them in a Kubernetes secret with the keys "
+            f"{GIT_USERNAME_KEY!r} and {GIT_PASSWORD_KEY!r} and name it as the git credentials secret"
+        )
+
+
+def _git_sync_container(context: DeployContext) -> Manifest:
+    args = [
+        f"--repo={context.repository_url}",
+        f"--ref={context.commit}",
+        f"--root={CODE_MOUNT_PATH}",
+        f"--link={REPO_LINK}",
+        "--one-time",
+        "--depth=1",
+        "--group-write",  # the stage may run as any user: the pod's fsGroup lets it write there
+    ]
+    env: list[Manifest] = []
+    mounts: list[Manifest] = [{"name": CODE_VOLUME, "mountPath": CODE_MOUNT_PATH}]
+    if context.git_credentials_secret:
+        mounts.append(
+            {"name": GIT_CREDENTIALS_VOLUME, "mountPath": GIT_CREDENTIALS_MOUNT_PATH, "readOnly": True}
+        )
+        if _uses_ssh(context.repository_url):
+            args += [
+                "--ssh",
+                f"--ssh-key-file={GIT_CREDENTIALS_MOUNT_PATH}/{GIT_SSH_KEY}",
+                f"--ssh-known-hosts-file={GIT_CREDENTIALS_MOUNT_PATH}/{GIT_KNOWN_HOSTS_KEY}",
+            ]
+        else:
+            args.append(f"--password-file={GIT_CREDENTIALS_MOUNT_PATH}/{GIT_PASSWORD_KEY}")
+            # git-sync has no --username-file; its own env var, filled from the secret, is the same flag.
+            env.append(_secret_env("GITSYNC_USERNAME", context.git_credentials_secret, GIT_USERNAME_KEY))
+    container: Manifest = {
+        "name": GIT_SYNC_CONTAINER,
+        "image": context.git_sync_image,
+        "args": args,
+        "volumeMounts": mounts,
+        "securityContext": {
+            "runAsUser": GIT_SYNC_UID,
+            "runAsGroup": GIT_SYNC_UID,
+            "allowPrivilegeEscalation": False,
+        },
+    }
+    if env:
+        container["env"] = env
+    return container
+
+
+def _secret_env(name: str, secret: str, key: str) -> Manifest:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": False}}}
+
+
+def _stage_env(
+    stage: Stage,
+    context: DeployContext,
+    *,
+    namespace: str,
+    working_dir: str,
+    extra_env: Mapping[str, str],
+) -> list[Manifest]:
+    env = [_secret_env(secret.env_var, secret.secret, secret.env_var) for secret in stage.secrets]
+    env += [{"name": name, "value": value} for name, value in extra_env.items()]
+    env += [
+        {"name": "GIT_COMMIT_HASH", "value": context.commit},
+        {"name": "PYTHONPATH", "value": working_dir},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+    service = stage.service
+    if service is not None:
+        env += [
+            {"name": "BODYWORK_STAGE", "value": service_name(stage)},
+            {"name": "BODYWORK_NAMESPACE", "value": namespace},
+            {"name": "BODYWORK_SERVICE_PORT", "value": str(service.port)},
+        ]
+    return env
+
+
+def _resources(stage: Stage) -> Manifest:
+    requests: dict[str, str] = {}
+    if stage.cpu_request > 0:
+        requests["cpu"] = cpu_quantity(stage.cpu_request)
+    if stage.memory_request_mb > 0:
+        requests["memory"] = memory_quantity(stage.memory_request_mb)
+    return {"requests": requests} if requests else {}
+
+
+def _tcp_probe(*, period_seconds: int, failure_threshold: int) -> Manifest:
+    return {
+        "tcpSocket": {"port": PORT_NAME},
+        "periodSeconds": period_seconds,
+        "failureThreshold": failure_threshold,
+    }
+
+
+def _stage_container(
+    stage: Stage,
+    pipeline: Pipeline,
+    context: DeployContext,
+    *,
+    namespace: str,
+    config_dir: str,
+    extra_env: Mapping[str, str],
+) -> Manifest:
+    working_dir = project_path(config_dir)
+    container: Manifest = {
+        "name": STAGE_CONTAINER,
+        "image": pipeline.docker_image,
+        "command": list(STAGE_COMMAND),
+        "args": stage_args(stage),
+        "workingDir": working_dir,
+        "env": _stage_env(stage, context, namespace=namespace, working_dir=working_dir, extra_env=extra_env),
+        "volumeMounts": [{"name": CODE_VOLUME, "mountPath": CODE_MOUNT_PATH}],
+    }
+    resources = _resources(stage)
+    if resources:
+        container["resources"] = resources
+    service = stage.service
+    if service is not None:
+        container["ports"] = [{"name": PORT_NAME, "containerPort": service.port, "protocol": "TCP"}]
+        container["startupProbe"] = _tcp_probe(
+            period_seconds=PROBE_PERIOD_SECONDS, failure_threshold=startup_failure_threshold(service)
+        )
+        container["readinessProbe"] = _tcp_probe(period_seconds=READINESS_PERIOD_SECONDS, failure_threshold=3)
+        container["livenessProbe"] = _tcp_probe(
+            period_seconds=PROBE_PERIOD_SECONDS, failure_threshold=LIVENESS_FAILURE_THRESHOLD
+        )
+    return container
+
+
+def _pod_spec(
+    stage: Stage,
+    pipeline: Pipeline,
+    context: DeployContext,
+    *,
+    namespace: str,
+    restart_policy: str,
+    config_dir: str,
+    extra_env: Mapping[str, str],
+) -> Manifest:
+    check_deploy_context(context)
+    volumes: list[Manifest] = [{"name": CODE_VOLUME, "emptyDir": {}}]
+    if context.git_credentials_secret:
+        volumes.append(
+            {
+                "name": GIT_CREDENTIALS_VOLUME,
+                # 0440 + fsGroup: readable by git-sync's group only (ssh refuses world-readable keys).
+                "secret": {"secretName": context.git_credentials_secret, "defaultMode": 0o440},
+            }
+        )
+    return {
+        "restartPolicy": restart_policy,
+        # Stages don't talk to the Kubernetes API; don't hand them a token.
+        "automountServiceAccountToken": False,
+        "securityContext": {"fsGroup": GIT_SYNC_UID},
+        "initContainers": [_git_sync_container(context)],
+        "containers": [
+            _stage_container(
+                stage,
+                pipeline,
+                context,
+                namespace=namespace,
+                config_dir=config_dir,
+                extra_env=extra_env,
+            )
+        ],
+        "volumes": volumes,
+    }
+
+
+def _service_settings(stage: Stage) -> ServiceSettings:
+    service = stage.service
+    if service is None:
+        raise ValueError(f"stage {stage.name!r} is a batch stage, not a service stage")
+    return service
+
+
+def _batch_settings(stage: Stage) -> BatchSettings:
+    batch = stage.batch
+    if batch is None:
+        raise ValueError(f"stage {stage.name!r} is a service stage, not a batch stage")
+    return batch
+
+
+# --- the objects ----------------------------------------------------------------------------------
+def render_namespace(pipeline: Pipeline, context: DeployContext) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": _metadata(
+            target_namespace(pipeline, context),
+            namespace=None,
+            labels={LABEL_MANAGED_BY: MANAGED_BY},
+            annotations=common_annotations(pipeline, context),
+        ),
+    }
+
+
+def render_job(
+    stage: Stage,
+    pipeline: Pipeline,
+    context: DeployContext,
+    *,
+    config_dir: str = "",
+    extra_env: Mapping[str, str] | None = None,
+) -> Manifest:
+    """A batch stage as a Job; ``extra_env`` is for the run_on_failure stage (e.g. EXCEPTION_MESSAGE)."""
+    batch = _batch_settings(stage)
+    namespace = target_namespace(pipeline, context)
+    labels = {**common_labels(pipeline, context, stage), LABEL_DEPLOYMENT: deployment_short_id(context)}
+    annotations = common_annotations(pipeline, context, stage)
+    if context.deployment_id:
+        annotations[ANNOTATION_DEPLOYMENT_ID] = context.deployment_id
+    spec: Manifest = {
+        "completions": 1,
+        "parallelism": 1,
+        "backoffLimit": batch.retries,  # Kubernetes really retries (Bodywork's status check didn't)
+        "template": {
+            "metadata": {"labels": dict(labels), "annotations": dict(annotations)},
+            "spec": _pod_spec(
+                stage,
+                pipeline,
+                context,
+                namespace=namespace,
+                restart_policy="Never",
+                config_dir=config_dir,
+                extra_env=extra_env or {},
+            ),
+        },
+    }
+    deadline = job_deadline_seconds(batch)
+    if deadline is not None:
+        spec["activeDeadlineSeconds"] = deadline
+    # No ttlSecondsAfterFinished: the cluster code prunes old Jobs itself, keeping the last few.
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(
+            job_name(stage, context), namespace=namespace, labels=labels, annotations=annotations
+        ),
+        "spec": spec,
+    }
+
+
+def render_deployment(
+    stage: Stage, pipeline: Pipeline, context: DeployContext, *, config_dir: str = ""
+) -> Manifest:
+    service = _service_settings(stage)
+    namespace = target_namespace(pipeline, context)
+    labels = common_labels(pipeline, context, stage)
+    annotations = common_annotations(pipeline, context, stage)
+    pod_annotations = dict(annotations)
+    if context.restart_token:
+        pod_annotations[ANNOTATION_RESTART_TOKEN] = context.restart_token
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(
+            service_name(stage), namespace=namespace, labels=labels, annotations=annotations
+        ),
+        "spec": {
+            "replicas": service.replicas,
+            "selector": {"matchLabels": selector_labels(pipeline, stage)},
+            "strategy": {
+                "type": "RollingUpdate",
+                # The old pods keep serving until a new one is ready; one extra pod at a time.
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "revisionHistoryLimit": REVISION_HISTORY_LIMIT,
+            "progressDeadlineSeconds": progress_deadline_seconds(service),
+            "template": {
+                "metadata": {"labels": dict(labels), "annotations": pod_annotations},
+                "spec": _pod_spec(
+                    stage,
+                    pipeline,
+                    context,
+                    namespace=namespace,
+                    restart_policy="Always",
+                    config_dir=config_dir,
+                    extra_env={},
+                ),
+            },
+        },
+    }
+
+
+def render_service(stage: Stage, pipeline: Pipeline, context: DeployContext) -> Manifest:
+    service = _service_settings(stage)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(
+            service_name(stage),
+            namespace=target_namespace(pipeline, context),
+            labels=common_labels(pipeline, context, stage),
+            annotations=common_annotations(pipeline, context, stage),
+        ),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(pipeline, stage),
+            "ports": [{"name": PORT_NAME, "port": service.port, "targetPort": PORT_NAME, "protocol": "TCP"}],
+        },
+    }
+
+
+def render_ingress(stage: Stage, pipeline: Pipeline, context: DeployContext) -> Manifest:
+    """Path ``/<namespace>/<stage>``, pathType Prefix (Bodywork put a regex under Exact, §10.2).
+
+    No rewrite: the service receives the full path (MLflow, for one, takes it as --static-prefix).
+    """
+    _service_settings(stage)
+    namespace = target_namespace(pipeline, context)
+    spec: Manifest = {}
+    if context.ingress_class:
+        spec["ingressClassName"] = context.ingress_class
+    spec["rules"] = [
+        {
+            "http": {
+                "paths": [
+                    {
+                        "path": ingress_path(namespace, stage),
+                        "pathType": "Prefix",
+                        "backend": {"service": {"name": service_name(stage), "port": {"name": PORT_NAME}}},
+                    }
+                ]
+            }
+        }
+    ]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _metadata(
+            service_name(stage),
+            namespace=namespace,
+            labels=common_labels(pipeline, context, stage),
+            annotations=common_annotations(pipeline, context, stage),
+        ),
+        "spec": spec,
+    }
+
+
+def render_secret(name: str, values: Mapping[str, str], *, namespace: str, group: str) -> Manifest:
+    """A Secret holding ``values`` (as stringData, so multi-line values survive as written).
+
+    Never print the result: show ``redact_secret(...)`` instead.
+    """
+    labels = {LABEL_MANAGED_BY: MANAGED_BY}
+    if group:
+        labels[LABEL_SECRET_GROUP] = label_value(group)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(name, namespace=namespace, labels=labels, annotations={}),
+        "type": "Opaque",
+        "stringData": dict(values),
+    }
+
+
+def redact_secret(manifest: Mapping[str, Any]) -> Manifest:
+    """The same object with every value under ``data`` / ``stringData`` replaced; keys are kept."""
+    redacted = dict(manifest)
+    for field in ("data", "stringData"):
+        if field in redacted and redacted[field] is not None:
+            redacted[field] = {key: SECRET_VALUE_REDACTED for key in redacted[field]}
+    return redacted
+
+
+# Which objects a stage becomes, in apply order (a data table, like lightkube's RANK_ORDER): the
+# Service after its Deployment, the Ingress after its Service. ``None`` means "not for this stage".
+StageRenderer = Callable[[Stage, Pipeline, DeployContext, str], "Manifest | None"]
+STAGE_RENDERERS: Mapping[StageKind, tuple[StageRenderer, ...]] = {
+    StageKind.BATCH: (lambda s, p, c, d: render_job(s, p, c, config_dir=d),),
+    StageKind.SERVICE: (
+        lambda s, p, c, d: render_deployment(s, p, c, config_dir=d),
+        lambda s, p, c, d: render_service(s, p, c),
+        lambda s, p, c, d: render_ingress(s, p, c) if _service_settings(s).ingress else None,
+    ),
+}
+
+
+def render_stage_objects(
+    stage: Stage, pipeline: Pipeline, context: DeployContext, *, config_dir: str = ""
+) -> list[Manifest]:
+    rendered = (render(stage, pipeline, context, config_dir) for render in STAGE_RENDERERS[stage.kind])
+    return [manifest for manifest in rendered if manifest is not None]
+
+
+def render_objects(pipeline: Pipeline, context: DeployContext, *, config_dir: str = "") -> list[Manifest]:
+    """Every object of a deployment, in apply order: the Namespace, then each DAG stage's objects.
+
+    The run_on_failure stage is not included: it runs only after a failure (``render_job``).
+    """
+    objects = [render_namespace(pipeline, context)]
+    for stage in pipeline.dag_stages:
+        objects += render_stage_objects(stage, pipeline, context, config_dir=config_dir)
+    return objects
+
+
+# --- output ---------------------------------------------------------------------------------------
+def format_manifests_yaml(objects: Iterable[Mapping[str, Any]]) -> str:
+    """Multi-document YAML for ``plan --output yaml``; Secret values are always redacted."""
+    import yaml  # lazily: the CLI's --help must not pay for it
+
+    shown: Sequence[Mapping[str, Any]] = [
+        redact_secret(obj) if obj.get("kind") == "Secret" else obj for obj in objects
+    ]
+    return yaml.safe_dump_all(
+        [_plain(obj) for obj in shown], sort_keys=False, default_flow_style=False, width=110
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Plain dicts and lists only, so safe_dump never meets a mapping proxy or a tuple."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
