@@ -1,0 +1,129 @@
+"""The CLI through ``main(argv)``: exit codes, output channels, and no tracebacks."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bodywork_action import __version__
+from bodywork_action.cli import main
+
+DATA = Path(__file__).parent / "data"
+PROJECT = DATA / "bodywork_project" / "bodywork.yaml"
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err, environ={})
+    return code, out.getvalue(), err.getvalue()
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bodywork.yaml"
+    path.write_text(text)
+    return path
+
+
+BROKEN = (
+    PROJECT.read_text().replace("retries: 4", "retries: four").replace("log_level: INFO", "log_level: LOUD")
+)
+
+
+def test_validate_accepts_bodyworks_test_project_with_check_files() -> None:
+    code, out, _ = run("validate", "--file", str(PROJECT), "--check-files")
+    assert code == 0
+    assert out.strip() == f"{PROJECT} is valid"
+
+
+def test_validate_reports_every_error_and_a_count_then_exits_2(tmp_path: Path) -> None:
+    path = write(tmp_path, BROKEN)
+    code, out, _ = run("validate", "-f", str(path))
+    assert code == 2
+    lines = out.strip().splitlines()
+    assert lines[-1] == f"2 errors in {path}"
+    assert lines[0].startswith(f"{path}:") and "stages.stage_1.batch.retries" in lines[0]
+    assert "logging.log_level" in lines[1]
+
+
+def test_validate_json_format(tmp_path: Path) -> None:
+    code, out, _ = run("validate", "-f", str(write(tmp_path, BROKEN)), "--format", "json")
+    document = json.loads(out)
+    assert code == 2 and document["valid"] is False and document["error_count"] == 2
+    assert {p["path"] for p in document["problems"]} == {"stages.stage_1.batch.retries", "logging.log_level"}
+    assert all(p["line"] > 0 and p["column"] > 0 for p in document["problems"])
+
+
+def test_validate_github_format_caps_annotations_at_ten(tmp_path: Path) -> None:
+    text = PROJECT.read_text()
+    text = text.replace("memory_request_mb: 100", "memory_request_mb: -1")  # 7 stages
+    text = text.replace("cpu_request: 0.5", "cpu_request: -0.5")  # 7 more
+    text = text.replace("log_level: INFO", "log_level: X").replace("retries: 4", "retries: x")
+    text = text.replace("port: 5000", "port: 0").replace("replicas: 2", "replicas: -2")
+    code, out, _ = run("validate", "-f", str(write(tmp_path, text)), "--format", "github")
+    assert code == 2
+    annotations = [line for line in out.splitlines() if line.startswith("::error ")]
+    assert len(annotations) == 10
+    assert annotations[0].startswith(f"::error file={tmp_path / 'bodywork.yaml'},line=")
+    assert ",col=" in annotations[0]
+    rest = [line for line in out.splitlines() if "more errors not annotated" in line]
+    assert len(rest) == 1
+    total = int(out.strip().splitlines()[-1].split()[0])
+    assert rest[0] == f"… and {total - 10} more errors not annotated"
+
+
+def test_validate_strict_turns_warnings_into_errors(tmp_path: Path) -> None:
+    path = write(tmp_path, PROJECT.read_text().replace("usage_stats: false", "usage_stat: false"))
+    assert run("validate", "-f", str(path))[0] == 0
+    code, out, _ = run("validate", "-f", str(path), "--strict")
+    assert code == 2 and "did you mean 'usage_stats'?" in out
+
+
+def test_missing_file_exits_2_with_one_line(tmp_path: Path) -> None:
+    code, out, err = run("validate", "-f", str(tmp_path / "bodywerk.yaml"))
+    assert code == 2 and "no config file found" in out and err == ""
+
+
+def test_plan_prints_steps_and_stages() -> None:
+    code, out, _ = run("plan", "-f", str(PROJECT))
+    assert code == 0
+    rows = {
+        line.split()[1]: line for line in out.splitlines() if line[:1].isdigit() or line.startswith("on ")
+    }
+    assert rows["stage_1"].startswith("1 ") and "retries 4, limit 60s" in rows["stage_1"]
+    assert "foobar-secret" in rows["stage_1"]
+    assert rows["stage_3"].startswith("2 ") and "2 replicas, port 5000, ingress" in rows["stage_3"]
+    assert "on failure" in out and "not in the DAG (not deployed): stage_5, stage_jupyter" in out
+
+
+def test_plan_of_an_invalid_file_prints_the_problems_and_exits_2(tmp_path: Path) -> None:
+    code, out, err = run("plan", "-f", str(write(tmp_path, BROKEN)))
+    assert code == 2 and out == ""
+    assert err.strip().splitlines()[-1] == f"2 errors in {tmp_path / 'bodywork.yaml'}"
+
+
+def test_usage_error_exits_2() -> None:
+    assert run("validate", "--format", "xml")[0] == 2
+    assert run("no-such-command")[0] == 2
+
+
+def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"bodywork-action {__version__}"
+    for command in ([], ["validate"], ["plan"]):
+        assert main([*command, "--help"]) == 0
+        assert "usage: bodywork-action" in capsys.readouterr().out
+
+
+def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bodywork_action", "validate", "-f", str(write(tmp_path, BROKEN))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr

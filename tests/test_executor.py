@@ -1,0 +1,137 @@
+"""The executor's semantics over a scripted Backend: order, concurrency, failure, rollback, cancel.
+
+The cluster and local backends are tested end to end elsewhere; here a backend that follows a script
+makes every branch of the step logic deterministic.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from bodywork_action.dag import k8s_name
+from bodywork_action.executor import Progress, ProgressKind, execute
+from bodywork_action.model import BatchSettings, Pipeline, ServiceSettings, Stage, StageName
+from bodywork_action.results import DeploymentResult, DeploymentStatus, StageResult, StageStatus
+
+
+def stage(name: str, *, service: bool = False) -> Stage:
+    settings = ServiceSettings(30, 1, 8000, False) if service else BatchSettings(60, 0)
+    return Stage(StageName(name), k8s_name(name), f"{name}.py", 0.1, 10, settings)
+
+
+def pipeline(dag: tuple[tuple[str, ...], ...], *stages: Stage, on_failure: str | None = None) -> Pipeline:
+    return Pipeline(
+        name="p",
+        docker_image="python:3.11",
+        dag_text="",
+        steps=tuple(tuple(StageName(s) for s in step) for step in dag),
+        stages={s.name: s for s in stages},
+        run_on_failure=StageName(on_failure) if on_failure else None,
+    )
+
+
+@dataclass
+class ScriptedBackend:
+    fail: set[str] = field(default_factory=set)
+    target: str = "scripted"
+    barrier: threading.Barrier | None = None  # stages that must all be running at once
+    cancel_on: str = ""
+    ran: list[str] = field(default_factory=list)
+    rolled_back: list[str] = field(default_factory=list)
+    finished: list[DeploymentResult] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run_stage(self, stage: Stage, *, cancel: threading.Event) -> StageResult:
+        with self.lock:
+            self.ran.append(stage.name)
+        if self.barrier is not None and stage.name in ("b", "c"):
+            self.barrier.wait(timeout=10)  # raises BrokenBarrierError unless both run concurrently
+        if stage.name == self.cancel_on:
+            cancel.set()
+            return StageResult(stage.name, stage.kind, StageStatus.CANCELLED, started_at=1.0)
+        status = StageStatus.FAILED if stage.name in self.fail else StageStatus.SUCCEEDED
+        reason = "BackoffLimitExceeded" if status is StageStatus.FAILED else ""
+        return StageResult(
+            stage.name, stage.kind, status, attempts=1, started_at=1.0, finished_at=2.0, reason=reason
+        )
+
+    def rollback_stage(self, stage: Stage, result: StageResult) -> StageResult:
+        self.rolled_back.append(stage.name)
+        return result.evolve(rolled_back=True)
+
+    def finish(self, pipeline: Pipeline, result: DeploymentResult) -> DeploymentResult:
+        self.finished.append(result)
+        return result
+
+
+DIAMOND = pipeline(
+    (("a",), ("b", "c"), ("d",)),
+    stage("a"),
+    stage("b"),
+    stage("c", service=True),
+    stage("d"),
+    stage("undo"),
+    on_failure="undo",
+)
+
+
+def test_steps_run_in_order_and_stages_of_a_step_concurrently() -> None:
+    backend = ScriptedBackend(barrier=threading.Barrier(2))
+    events: list[Progress] = []
+    result = execute(DIAMOND, backend, report=events.append)
+    assert result.status is DeploymentStatus.SUCCEEDED
+    assert backend.ran[0] == "a" and set(backend.ran[1:3]) == {"b", "c"} and backend.ran[3] == "d"
+    assert [r.stage for r in result.stages] == ["a", "b", "c", "d"]
+    kinds = [
+        (e.kind, e.step) for e in events if e.kind in (ProgressKind.STEP_STARTED, ProgressKind.STEP_FINISHED)
+    ]
+    assert kinds == [
+        (ProgressKind.STEP_STARTED, 1),
+        (ProgressKind.STEP_FINISHED, 1),
+        (ProgressKind.STEP_STARTED, 2),
+        (ProgressKind.STEP_FINISHED, 2),
+        (ProgressKind.STEP_STARTED, 3),
+        (ProgressKind.STEP_FINISHED, 3),
+    ]
+    assert backend.finished == [result] and "undo" not in backend.ran
+
+
+def test_a_failed_step_stops_later_steps_and_runs_the_failure_stage() -> None:
+    backend = ScriptedBackend(fail={"b"})
+    result = execute(DIAMOND, backend)
+    assert result.status is DeploymentStatus.FAILED
+    assert "d" not in backend.ran and backend.ran[-1] == "undo"
+    assert result.stage("d").status is StageStatus.SKIPPED
+    assert result.stage("c").status is StageStatus.SUCCEEDED  # its sibling finished normally
+    on_failure = result.stages[-1]
+    assert on_failure.run_on_failure and on_failure.stage == "undo"
+    assert result.message == "step 2 failed: b (BackoffLimitExceeded)"
+    assert backend.rolled_back == []  # batch stages have nothing to roll back
+
+
+def test_a_failed_service_is_rolled_back() -> None:
+    backend = ScriptedBackend(fail={"c"})
+    result = execute(DIAMOND, backend)
+    assert backend.rolled_back == ["c"] and result.stage("c").rolled_back
+    assert result.status is DeploymentStatus.FAILED
+
+
+def test_cancel_marks_the_rest_cancelled_and_skips_the_failure_stage() -> None:
+    backend = ScriptedBackend(cancel_on="a")
+    result = execute(DIAMOND, backend)
+    assert result.status is DeploymentStatus.CANCELLED
+    assert backend.ran == ["a"]
+    assert [r.status for r in result.stages] == [StageStatus.CANCELLED] * 4
+    assert result.message == "cancelled while running: a"
+
+
+def test_result_json_lists_every_stage() -> None:
+    result = execute(DIAMOND, ScriptedBackend(fail={"d"}))
+    document = result.to_json()
+    assert [s["stage"] for s in document["stages"]] == ["a", "b", "c", "d", "undo"]
+    assert document["status"] == "failed"
+    assert (
+        result.one_line().startswith("p: failed in ")
+        and "failed: d (BackoffLimitExceeded)" in result.one_line()
+    )
