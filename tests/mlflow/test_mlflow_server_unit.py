@@ -1,0 +1,248 @@
+"""The pure parts of mlflow_server.py: argv and environment built from a configuration mapping."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import mlflow_server as ms
+
+ALL_MODULES = {"psycopg2", "psycopg", "boto3", "uvloop", "sentry_sdk"}
+PG_URI = "postgresql://mlflow:s3cr3t-pw@db.example:5432/mlflow"
+
+
+def have(*names: str):
+    return lambda module: module in names
+
+
+def launch(env: dict, args: list[str] | None = None, modules=ALL_MODULES, **kwargs) -> ms.Launch:
+    return ms.build_launch(env, args or [], have_module=have(*modules), python="/py", **kwargs)
+
+
+def option(argv: list[str], name: str) -> str:
+    return argv[len(argv) - 1 - argv[::-1].index(name) + 1]
+
+
+def test_defaults_are_a_local_single_worker_proxied_server():
+    result = launch({})
+    assert result.argv[:4] == ["/py", "-m", "mlflow", "server"]
+    assert option(result.argv, "--host") == "0.0.0.0"
+    assert option(result.argv, "--port") == "5000"
+    assert option(result.argv, "--workers") == "1"
+    assert "--serve-artifacts" in result.argv
+    env = result.env
+    assert env["MLFLOW_BACKEND_STORE_URI"] == "sqlite:///mlflow.db"
+    assert env["MLFLOW_ARTIFACTS_DESTINATION"] == "./mlartifacts"
+    assert env["MLFLOW_SERVE_ARTIFACTS"] == "true"
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert env["DO_NOT_TRACK"] == "true"
+    assert "--no-access-log" in env["MLFLOW_UVICORN_OPTS"]
+    assert "PYTHONPATH" not in env
+
+
+def test_artifact_root_becomes_the_proxied_destination_and_is_removed():
+    result = launch({"MLFLOW_DEFAULT_ARTIFACT_ROOT": "s3://bucket/prefix"})
+    assert result.env["MLFLOW_ARTIFACTS_DESTINATION"] == "s3://bucket/prefix"
+    assert "MLFLOW_DEFAULT_ARTIFACT_ROOT" not in result.env  # it would switch MLflow to direct mode
+    assert "--default-artifact-root" not in result.argv
+
+
+def test_postgres_uri_gets_the_psycopg2_driver_and_stays_off_the_command_line():
+    result = launch({"MLFLOW_BACKEND_STORE_URI": PG_URI})
+    assert result.env["MLFLOW_BACKEND_STORE_URI"] == PG_URI.replace("postgresql://", "postgresql+psycopg2://")
+    assert not any("s3cr3t-pw" in arg for arg in result.argv)
+    assert not any("s3cr3t-pw" in message for message in result.messages)
+    assert any("mlflow:***@db.example" in message for message in result.messages)
+
+
+@pytest.mark.parametrize(
+    ("uri", "modules", "expected"),
+    [
+        ("postgres://u:p@h/db", {"psycopg2"}, "postgresql+psycopg2://u:p@h/db"),
+        ("postgresql://u:p@h/db", {"psycopg"}, "postgresql+psycopg://u:p@h/db"),
+        ("postgresql+psycopg://u:p@h/db", {"psycopg"}, "postgresql+psycopg://u:p@h/db"),
+        ("mysql://u:p@h/db", {"pymysql"}, "mysql+pymysql://u:p@h/db"),
+        ("sqlite:////var/lib/mlflow/mlflow.db", set(), "sqlite:////var/lib/mlflow/mlflow.db"),
+        ("SQLITE:///x.db", set(), "sqlite:///x.db"),
+        ("file:///srv/mlruns", set(), "file:///srv/mlruns"),
+        ("./mlruns", set(), "./mlruns"),
+    ],
+)
+def test_backend_uri_normalisation(uri, modules, expected):
+    assert ms.normalise_backend_uri(uri, have(*modules)) == expected
+
+
+@pytest.mark.parametrize(
+    ("uri", "modules", "message"),
+    [
+        ("postgresql://u:pw123@h/db", set(), "pip install psycopg2-binary"),
+        ("postgresql+pg8000://u:pw123@h/db", {"psycopg2"}, "pip install pg8000"),
+        ("mysql://u:pw123@h/db", set(), "pip install PyMySQL"),
+        ("oracle://u:pw123@h/db", ALL_MODULES, "unknown scheme 'oracle'"),
+        ("mongodb://u:pw123@h/db", ALL_MODULES, "unknown scheme 'mongodb'"),
+        ("redis:h/db", ALL_MODULES, "is not a URI MLflow can use"),
+    ],
+)
+def test_bad_backend_uris_are_config_errors_with_the_password_masked(uri, modules, message):
+    with pytest.raises(ms.ConfigError) as caught:
+        ms.normalise_backend_uri(uri, have(*modules))
+    assert message in str(caught.value)
+    assert "pw123" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("root", "modules", "message"),
+    [
+        ("s3://bucket", set(), "pip install boto3"),
+        ("gs://bucket", ALL_MODULES, "pip install google-cloud-storage"),
+        ("nfs://server/share", ALL_MODULES, "unknown scheme 'nfs'"),
+    ],
+)
+def test_bad_artifact_roots(root, modules, message):
+    with pytest.raises(ms.ConfigError, match=message):
+        launch({"MLFLOW_DEFAULT_ARTIFACT_ROOT": root}, modules=modules)
+
+
+@pytest.mark.parametrize(
+    ("uri", "masked"),
+    [
+        (PG_URI, "postgresql://mlflow:***@db.example:5432/mlflow"),
+        (
+            "mysql+pymysql://u:p%40ss@h/db?ssl_key=/k&charset=utf8",
+            "mysql+pymysql://u:***@h/db?ssl_key=***&charset=utf8",
+        ),
+        ("postgresql://u:pw@h/db?sslpassword=zz", "postgresql://u:***@h/db?sslpassword=***"),
+        ("postgresql://user@h/db", "postgresql://user@h/db"),
+        ("sqlite:///mlflow.db", "sqlite:///mlflow.db"),
+        ("s3://bucket/prefix", "s3://bucket/prefix"),
+    ],
+)
+def test_mask_uri(uri, masked):
+    assert ms.mask_uri(uri) == masked
+
+
+def test_port_precedence_and_the_kubernetes_mlflow_port_collision():
+    env = {"MLFLOW_PORT": "tcp://10.0.0.7:5000"}
+    assert option(launch(env).argv, "--port") == "5000"
+    assert "MLFLOW_PORT" not in launch(env).env
+    assert option(launch({**env, "BODYWORK_SERVICE_PORT": "8080"}).argv, "--port") == "8080"
+    assert option(launch({"BODYWORK_SERVICE_PORT": "8080"}, ["--port", "5060"]).argv, "--port") == "5060"
+    assert option(launch({"MLFLOW_HOST": "127.0.0.1"}).argv, "--host") == "127.0.0.1"
+
+
+def test_extra_arguments_are_passed_to_mlflow_server():
+    result = launch({}, ["--host", "127.0.0.1", "--static-prefix", "/mlflow"])
+    assert option(result.argv, "--host") == "127.0.0.1"
+    assert result.argv[-2:] == ["--static-prefix", "/mlflow"]
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "message"),
+    [
+        ({"MLFLOW_WORKERS": "many"}, [], "MLFLOW_WORKERS='many'"),
+        ({"MLFLOW_WORKERS": "0"}, [], "MLFLOW_WORKERS='0'"),
+        ({"BODYWORK_SERVICE_PORT": "http"}, [], "BODYWORK_SERVICE_PORT='http'"),
+        ({}, ["--port", "70000"], "--port='70000'"),
+    ],
+)
+def test_bad_numbers(env, args, message):
+    with pytest.raises(ms.ConfigError, match=message):
+        launch(env, args)
+
+
+def test_workers_and_user_overrides_are_respected():
+    env = {
+        "MLFLOW_WORKERS": "2",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true",
+        "MLFLOW_ACCESS_LOG": "true",
+        "MLFLOW_UVICORN_OPTS": "--timeout-keep-alive 75",
+    }
+    result = launch(env)
+    assert option(result.argv, "--workers") == "2"
+    assert result.env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
+    assert result.env["MLFLOW_UVICORN_OPTS"] == "--timeout-keep-alive 75"
+    assert not any("uvloop" in m for m in result.messages)
+    without_uvloop = launch(env, modules={"psycopg2"})
+    assert any("pip install uvloop" in m for m in without_uvloop.messages)
+
+
+def test_empty_aws_placeholders_are_dropped():
+    env = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": " ", "AWS_DEFAULT_REGION": "eu-west-2"}
+    result = launch(env)
+    assert "AWS_ACCESS_KEY_ID" not in result.env
+    assert "AWS_SECRET_ACCESS_KEY" not in result.env
+    assert result.env["AWS_DEFAULT_REGION"] == "eu-west-2"
+
+
+def test_allowed_hosts_from_the_engine_variables():
+    env = {
+        "BODYWORK_STAGE": "server",
+        "BODYWORK_NAMESPACE": "bodywork-mlflow",
+        "BODYWORK_SERVICE_PORT": "5000",
+    }
+    hosts = launch(env).env["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
+    for name in (
+        "server",
+        "server.bodywork-mlflow",
+        "server.bodywork-mlflow.svc",
+        "server.bodywork-mlflow.svc.cluster.local",
+    ):
+        assert name in hosts
+        assert f"{name}:5000" in hosts
+    for default in ("localhost", "localhost:*", "127.0.0.1:*", "10.*", "172.16.*", "172.31.*", "192.168.*"):
+        assert default in hosts
+    assert "*" not in hosts
+
+
+def test_allowed_hosts_use_the_kubernetes_name_of_the_stage():
+    env = {"BODYWORK_STAGE": "Tracking_Server", "BODYWORK_NAMESPACE": "ml"}
+    hosts = launch(env).env["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
+    assert "tracking-server.ml.svc.cluster.local:5000" in hosts
+
+
+def test_allowed_hosts_fall_back_to_what_the_pod_can_see():
+    result = launch({}, hostname="server-7d9f8b5c4-x2x9k", sa_namespace="bodywork-mlflow\n")
+    hosts = result.env["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
+    assert "server.bodywork-mlflow.svc.cluster.local:5000" in hosts
+    assert "server-7d9f8b5c4-x2x9k" in hosts
+    assert ms.deployment_from_pod_name("my-laptop") == ""
+
+
+def test_explicit_allowed_hosts_win():
+    result = launch({"MLFLOW_SERVER_ALLOWED_HOSTS": "mlflow.example.com", "BODYWORK_STAGE": "server"})
+    assert result.env["MLFLOW_SERVER_ALLOWED_HOSTS"] == "mlflow.example.com"
+
+
+def test_sentry_plan():
+    assert "not set" in ms.sentry_plan({}, have("sentry_sdk"))
+    assert "not installed" in ms.sentry_plan({"SENTRY_DSN": "https://k@o1.ingest.sentry.io/1"}, have())
+    assert ms.sentry_plan({"SENTRY_DSN": "https://k@o1.ingest.sentry.io/1"}, have("sentry_sdk")) is None
+
+
+def test_sentry_boot_folder_goes_first_on_pythonpath():
+    result = launch({"PYTHONPATH": "/app/lib"}, sentry_boot_dir="/tmp/boot")
+    assert result.env["PYTHONPATH"] == os.pathsep.join(["/tmp/boot", "/app/lib"])
+    assert launch({}, sentry_boot_dir="/tmp/boot").env["PYTHONPATH"] == "/tmp/boot"
+
+
+def test_secrets_are_scrubbed_from_sentry_events():
+    env = {"MLFLOW_BACKEND_STORE_URI": PG_URI, "AWS_SECRET_ACCESS_KEY": "aws-very-secret"}
+    secrets = ms.env_secrets(env)
+    assert set(secrets) == {"s3cr3t-pw", "aws-very-secret"}
+    event = {
+        "exception": {"values": [{"value": f"cannot connect to {PG_URI}"}]},
+        "frames": [{"vars": {"db_uri": PG_URI, "key": "aws-very-secret", "n": 3}}],
+    }
+    scrubbed = ms.scrub(event, secrets)
+    assert "s3cr3t-pw" not in repr(scrubbed)
+    assert "aws-very-secret" not in repr(scrubbed)
+    assert scrubbed["frames"][0]["vars"]["n"] == 3
+
+
+def test_database_address():
+    assert ms.database_address("postgresql+psycopg2://u:p@db:6543/x") == ("db", 6543)
+    assert ms.database_address("mysql+pymysql://u:p@db/x") == ("db", 3306)
+    assert ms.database_address("sqlite:///mlflow.db") is None
+    assert ms.database_address("postgresql+psycopg2://u:p@/x?host=/run/pg") is None
