@@ -265,6 +265,13 @@ def test_an_init_container_checks_out_exactly_the_commit_with_git_sync_one_time(
     assert git_sync["volumeMounts"][0] == stage_container(workload)["volumeMounts"][0]
 
 
+def test_the_checkout_is_group_writable_so_a_stage_running_as_any_user_can_write_next_to_its_code() -> None:
+    job = render.render_job(TRAIN, PIPELINE, CONTEXT)
+    assert "--group-write" in init_container(job)["args"]
+    assert stage_pod(job)["securityContext"] == {"fsGroup": render.GIT_SYNC_UID}
+    assert init_container(job)["securityContext"]["runAsGroup"] == render.GIT_SYNC_UID
+
+
 def test_the_default_git_sync_image_is_git_sync_v4() -> None:
     git_sync = init_container(render.render_job(TRAIN, PIPELINE, CONTEXT))
     assert git_sync["image"].startswith("registry.k8s.io/git-sync/git-sync:v4.")
