@@ -53,6 +53,10 @@ _IMAGE_REFERENCE = re.compile(
 
 Path_ = tuple[str | int, ...]
 
+# libyaml's loader when PyYAML was built with it (about 10x faster); its node marks carry the same
+# line and column as the pure-Python loader's.
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 @dataclass(frozen=True)
 class Position:
@@ -162,7 +166,7 @@ def _decode(raw: bytes, problems: _Problems) -> str | None:
 
 def _compose(text: str, problems: _Problems) -> yaml.Node | None:
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         position = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
@@ -240,11 +244,25 @@ def load_schema() -> dict[str, Any]:
     return schema
 
 
+def _inline_refs(node: Any, definitions: dict[str, Any]) -> Any:
+    """The schema with local ``$ref``s replaced by their targets: resolving a reference on every
+    stage dominated validation time (3x slower on a 1,000-stage file)."""
+    if isinstance(node, dict):
+        reference = node.get("$ref", "")
+        if isinstance(reference, str) and reference.startswith("#/$defs/"):
+            return _inline_refs(definitions[reference.removeprefix("#/$defs/")], definitions)
+        return {key: _inline_refs(value, definitions) for key, value in node.items() if key != "$defs"}
+    if isinstance(node, list):
+        return [_inline_refs(item, definitions) for item in node]
+    return node
+
+
 @cache
 def _validator() -> Any:
     import jsonschema  # imported here: `--help` must not pay for it
 
-    return jsonschema.Draft202012Validator(load_schema())
+    schema = load_schema()
+    return jsonschema.Draft202012Validator(_inline_refs(schema, schema.get("$defs", {})))
 
 
 def _type_name(value: Any) -> str:
