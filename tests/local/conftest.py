@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import select
 import shutil
 import socket
 import threading
@@ -26,6 +27,23 @@ from bodywork_action.model import BatchSettings, Pipeline, SecretEnv, ServiceSet
 from bodywork_action.results import DeploymentResult
 
 PIPELINE_DIR = Path(__file__).parent / "pipeline"
+
+
+def is_gone(pid: int, *, wait_seconds: float = 10.0) -> bool:
+    """True once ``pid`` has exited (a zombie counts as exited), watching a pidfd for up to ``wait_seconds``.
+
+    Killing is asynchronous: a SIGKILLed process may still be running for a moment after kill() returns.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(wait_seconds * 1000))
+    finally:
+        os.close(fd)
 
 
 def free_port() -> int:
