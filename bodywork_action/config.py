@@ -38,6 +38,7 @@ from bodywork_action.model import (
     Stage,
     StageName,
 )
+from bodywork_action.render import RESERVED_ENV_VARS
 
 CONFIG_FILENAME = "bodywork.yaml"
 
@@ -433,6 +434,16 @@ def _semantic_problems(data: dict[str, Any], problems: _Problems, *, base_dir: P
             )
         else:
             by_k8s_name[derived] = name
+
+    for name, stage in stages.items():
+        secrets = stage.get("secrets") if isinstance(stage, dict) else None
+        for variable in secrets if isinstance(secrets, dict) else ():
+            if variable in RESERVED_ENV_VARS:
+                problems.add(
+                    ("stages", name, "secrets", variable),
+                    f"{variable} is set by bodywork-action itself and can't come from a secret",
+                    at_key=True,
+                )
 
     dag = pipeline.get("DAG")
     if isinstance(dag, str):

@@ -495,6 +495,13 @@ def test_secret_variable_names_are_checked() -> None:
     assert problem.path == "stages.train.secrets.BAD KEY" and "variable name" in problem.message
 
 
+def test_secret_may_not_override_variables_the_tool_sets() -> None:
+    text = edit("    cpu_request: 1\n", "    cpu_request: 1\n    secrets:\n      GIT_COMMIT_HASH: creds\n")
+    problem = only_error(text)
+    assert problem.path == "stages.train.secrets.GIT_COMMIT_HASH"
+    assert problem.message == "GIT_COMMIT_HASH is set by bodywork-action itself and can't come from a secret"
+
+
 def test_args_must_be_strings() -> None:
     text = edit("    cpu_request: 1\n", "    cpu_request: 1\n    args: [a, 2]\n")
     problem = only_error(text)
