@@ -199,8 +199,10 @@ def run_demo(tracking_uri: str, model_name: str, env: dict[str, str] | None = No
 
 @dataclass
 class Postgres:
+    """TCP connections need a password (scram-sha-256); ``psql`` here uses the socket (trust)."""
+
     port: int
-    data_dir: Path
+    socket_dir: Path
     bin_dir: Path
 
     def psql(self, sql: str, db: str = "postgres") -> str:
@@ -208,7 +210,7 @@ class Postgres:
             [
                 str(self.bin_dir / "psql"),
                 "-h",
-                "127.0.0.1",
+                str(self.socket_dir),
                 "-p",
                 str(self.port),
                 "-U",
@@ -227,6 +229,12 @@ class Postgres:
             timeout=30,
         )
         return result.stdout.strip()
+
+    def create_database(self, name: str, password: str) -> str:
+        """A database owned by a user of the same name; its URI (TCP, with the password)."""
+        self.psql(f"CREATE USER {name} PASSWORD '{password}'")
+        self.psql(f"CREATE DATABASE {name} OWNER {name}")
+        return f"postgresql://{name}:{password}@127.0.0.1:{self.port}/{name}"
 
 
 def postgres_bin_dir() -> Path | None:
@@ -249,7 +257,10 @@ def postgres() -> Iterator[Postgres]:
     def as_postgres(*cmd: str) -> None:
         subprocess.run(["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True, timeout=60)
 
-    as_postgres(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")
+    as_postgres(
+        str(bin_dir / "initdb"),
+        *("-D", str(data), "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"),
+    )
     as_postgres(
         str(bin_dir / "pg_ctl"),
         "-D",
@@ -264,7 +275,7 @@ def postgres() -> Iterator[Postgres]:
         "start",
     )
     try:
-        yield Postgres(port=port, data_dir=data, bin_dir=bin_dir)
+        yield Postgres(port=port, socket_dir=base, bin_dir=bin_dir)
     finally:
         as_postgres(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
         shutil.rmtree(base, ignore_errors=True)
