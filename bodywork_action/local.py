@@ -67,6 +67,11 @@ SERVICES_FILE_NAME = "services.json"
 TARGET = "local"
 
 
+# Services a --detach run left running, when that run's process lives on (tests, embedding): kept
+# referenced so Popen does not warn that they still run, and reaped by stop_local so no zombie remains.
+_DETACHED: dict[int, subprocess.Popen[bytes]] = {}
+
+
 class PortInUse(InputError):
     """A service stage's port is taken (or shared by two stages); raised before anything starts."""
 
@@ -810,6 +815,9 @@ def stop_local(project_dir: Path, *, out: IO[str] | None = None, grace_seconds: 
                     failed.append(entry)
                     continue
             _signal_group(int(entry["pgid"]), signal.SIGKILL)  # members that outlived their leader
+            own = _DETACHED.pop(pid, None)
+            if own is not None:
+                own.wait()
             out.write(f"stopped {name} (pid {pid}, {entry.get('url', '')})\n")
     worktrees = {e["worktree"] for e in entries if e.get("worktree")} - {e["worktree"] for e in failed}
     for worktree in worktrees:
@@ -936,6 +944,7 @@ def _detached_result(
     console: _Console,
 ) -> DeploymentResult:
     recorded = _record_detached(state_dir, run_id, services, worktree)
+    _DETACHED.update((s.process.pid, s.process) for s in services)
     listed = ", ".join(f"{e['stage']} at {e['url']} (pid {e['pid']})" for e in recorded)
     console.write(f"left running: {listed}; logs in {Path(recorded[0]['log']).parent}")
     console.write("stop them with: bodywork-action stop --local")
