@@ -620,6 +620,7 @@ def _prepare_envs(
     cache_dir: Path,
     run_dir: Path,
     console: _Console,
+    environ: Mapping[str, str],
 ) -> dict[StageName, StageEnv]:
     if reuse_env:
         current = StageEnv(python=Path(sys.executable), key="", path=None, built=False)
@@ -637,6 +638,7 @@ def _prepare_envs(
             cache_dir=cache_dir,
             log_file=run_dir / f"{stage.name}.env.log",
             progress=lambda text, name=stage.name: console.stage_line(name, f"[env] {text}"),
+            environ=environ,
         )
     return envs
 
@@ -886,8 +888,15 @@ def run_local(
             else "working tree"
         )
         console.write(f"local run {run_id} of {pipeline.name!r} from the {where}; logs in {run_dir}")
+        # pip sees the caller's environment (index settings, proxies) but no supplied secret.
+        pip_environ = {k: v for k, v in environ.items() if k not in store.supplied_keys}
         envs = _prepare_envs(
-            stages, reuse_env=reuse_env, cache_dir=cache_dir, run_dir=run_dir, console=console
+            stages,
+            reuse_env=reuse_env,
+            cache_dir=cache_dir,
+            run_dir=run_dir,
+            console=console,
+            environ=pip_environ,
         )
         settings = _RunSettings(
             source_dir=source_dir,

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +125,7 @@ def ensure_stage_env(
     cache_dir: Path,
     log_file: Path,
     progress: Callable[[str], None],
+    environ: Mapping[str, str] | None = None,
 ) -> StageEnv:
     """The cached environment for ``requirements``, built first if needed (pip output → ``log_file``)."""
     key = build_env_key(read_python_identity(), requirements)
@@ -138,35 +139,55 @@ def ensure_stage_env(
             shutil.rmtree(env_dir)
         progress(f"environment {key}: building ({len(requirements)} requirement(s), log {log_file})")
         with _clean_path_on_failure(env_dir):
-            _create_venv(env_dir, requirements, log_file=log_file, progress=progress)
+            _create_venv(
+                env_dir,
+                requirements,
+                log_file=log_file,
+                progress=progress,
+                environ=os.environ if environ is None else environ,
+            )
             _write_marker(env_dir, requirements)
         progress(f"environment {key}: ready")
     return StageEnv(python=_venv_python(env_dir), key=key, path=env_dir, built=True)
 
 
 def _create_venv(
-    env_dir: Path, requirements: Sequence[str], *, log_file: Path, progress: Callable[[str], None]
+    env_dir: Path,
+    requirements: Sequence[str],
+    *,
+    log_file: Path,
+    progress: Callable[[str], None],
+    environ: Mapping[str, str],
 ) -> None:
     # Without its own pip a venv takes ~0.3 s instead of ~6 s; the running pip installs into it
     # (``pip --python``, pip >= 22.3). Without a usable pip here, fall back to ensurepip.
     own_pip = importlib.util.find_spec("pip") is not None
     venv_cmd = [sys.executable, "-m", "venv", *(["--without-pip"] if own_pip else []), str(env_dir)]
-    _run_logged(venv_cmd, log_file=log_file, progress=progress, what="python -m venv")
+    _run_logged(venv_cmd, log_file=log_file, progress=progress, what="python -m venv", environ=environ)
     if not requirements:
         return
     python = _venv_python(env_dir)
     pip = [sys.executable, "-m", "pip", "--python", str(python)] if own_pip else [str(python), "-m", "pip"]
     install = [*pip, "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
-    _run_logged([*install, *requirements], log_file=log_file, progress=progress, what="pip install")
+    _run_logged(
+        [*install, *requirements], log_file=log_file, progress=progress, what="pip install", environ=environ
+    )
 
 
-def _run_logged(cmd: Sequence[str], *, log_file: Path, progress: Callable[[str], None], what: str) -> None:
+def _run_logged(
+    cmd: Sequence[str],
+    *,
+    log_file: Path,
+    progress: Callable[[str], None],
+    what: str,
+    environ: Mapping[str, str],
+) -> None:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     tail: list[str] = []
     with open(log_file, "a", encoding="utf-8") as log:
         log.write(f"$ {' '.join(cmd)}\n")
         log.flush()
-        env = {**os.environ, "PIP_NO_INPUT": "1", "PYTHONUNBUFFERED": "1"}
+        env = {**environ, "PIP_NO_INPUT": "1", "PYTHONUNBUFFERED": "1"}
         with subprocess.Popen(
             list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
         ) as process:
