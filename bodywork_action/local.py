@@ -608,8 +608,10 @@ def _checkout(config_file: Path, commit: str, *, keep: Callable[[], bool]) -> It
 
 
 def remove_worktree(worktree: Path) -> None:
+    """Remove a worktree made by ``_checkout``, and git's record of it (asked from its main repository)."""
     with contextlib.suppress(LocalRunInvalid):
-        _git(["worktree", "remove", "--force", str(worktree)], worktree.parent)
+        common_dir = Path(_git(["rev-parse", "--path-format=absolute", "--git-common-dir"], worktree))
+        _git(["worktree", "remove", "--force", str(worktree)], common_dir)
     shutil.rmtree(worktree.parent, ignore_errors=True)
 
 

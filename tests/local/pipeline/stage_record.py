@@ -18,6 +18,7 @@ def record(name: str, **extra: object) -> None:
     """Append one JSON line for ``name``: its times so far, the environment it was given, ``extra``."""
     seen = {k: v for k, v in os.environ.items() if k.startswith(SEEN_PREFIXES)}
     line = {
+        "argv": sys.argv[1:],
         "stage": name,
         "time": time.time(),
         "pid": os.getpid(),
