@@ -851,6 +851,8 @@ class Controllers:
 
         self._pod_mutate(ns, name, uid, running)
         restart = spec.get("restartPolicy", "Always")
+        if sc.behavior == "hang" and not plan.fails:
+            return  # runs forever, never Ready
         if restart != "Always":  # a Job's pod runs to completion
             self.later(self.delay(sc.run_seconds), self._kubelet_exit, ns, name, uid)
         elif plan.fails:
