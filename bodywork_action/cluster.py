@@ -69,7 +69,7 @@ class Kind:
             base += f"/namespaces/{quote(namespace, safe='')}"
         base += f"/{self.plural}"
         if name:
-            base += f"/{quote(name, safe='')}"
+            base += f"/{quote(name, safe=':')}"  # ':' joins service and port in proxy paths
         if subresource:
             base += f"/{subresource}"
         return base
