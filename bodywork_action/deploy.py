@@ -138,7 +138,7 @@ def build_prune_plan(
     for jobs in jobs_by_stage.values():
         newest_first = sorted(
             jobs,
-            key=lambda j: (str(j["metadata"].get("creationTimestamp") or ""), str(j["metadata"]["name"])),
+            key=_job_age_key,
             reverse=True,
         )
         kept = [j for j in newest_first if ("Job", j["metadata"]["name"]) in wanted]
@@ -150,6 +150,14 @@ def build_prune_plan(
             else:
                 prune.append(("Job", str(job["metadata"]["name"])))
     return prune
+
+
+def _job_age_key(job: Mapping[str, Any]) -> tuple[str, int]:
+    """Creation time (whole seconds); ties broken by the last write's resourceVersion, which for
+    Jobs that ran one after another follows their order."""
+    meta = job.get("metadata") or {}
+    version = str(meta.get("resourceVersion") or "")
+    return str(meta.get("creationTimestamp") or ""), int(version) if version.isdigit() else 0
 
 
 def build_replacement(manifest: Mapping[str, Any], existing: Mapping[str, Any]) -> Obj:
