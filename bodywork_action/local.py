@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import http.client
 import json
 import os
@@ -171,7 +172,6 @@ class _RunSettings:
     commit_short: str
     smoke_tests: Mapping[str, str]  # stage name -> path
     detach: bool
-    reuse_env: bool
     grace_seconds: float
 
 
@@ -378,7 +378,8 @@ class LocalBackend:
         assert stage.batch is not None
         limit_seconds = stage.batch.max_completion_time_seconds or None
         attempts = stage.batch.retries + 1
-        reason, message, logs = "", "", ()
+        reason, message = "", ""
+        logs: tuple[str, ...] = ()
         for attempt in range(1, attempts + 1):
             if cancel.is_set():
                 break
@@ -639,10 +640,14 @@ def _prepare_envs(
             requirements,
             cache_dir=cache_dir,
             log_file=run_dir / f"{stage.name}.env.log",
-            progress=lambda text, name=stage.name: console.stage_line(name, f"[env] {text}"),
+            progress=functools.partial(_env_progress, console, stage.name),
             environ=environ,
         )
     return envs
+
+
+def _env_progress(console: _Console, stage: str, text: str) -> None:
+    console.stage_line(stage, f"[env] {text}")
 
 
 def _has_module(name: str) -> bool:
@@ -864,7 +869,7 @@ def run_local(
     environ = os.environ if environ is None else environ
     project_dir = config_file.resolve().parent
     state_dir = state_dir or project_dir / STATE_DIR_NAME
-    cache_dir = cache_dir or default_cache_dir(dict(environ))
+    cache_dir = cache_dir or default_cache_dir(environ)
     env_values = parse_env_file(_read_env_file(env_file), file=str(env_file)) if env_file else {}
     store = build_secret_store(secrets or {}, [environ, env_values])
     leave_running: list[bool] = [False]
@@ -907,7 +912,6 @@ def run_local(
             commit_short=source.commit_short,
             smoke_tests=dict(smoke_tests or {}),
             detach=detach,
-            reuse_env=reuse_env,
             grace_seconds=grace_seconds,
         )
         backend = LocalBackend(settings, envs=envs, store=store, environ=environ, console=console)
@@ -963,6 +967,11 @@ def _detached_result(
     return replace(result, message=f"left running: {listed}")
 
 
+def _relay_event(source: threading.Event, target: threading.Event) -> None:
+    source.wait()
+    target.set()
+
+
 def _serve_until_stopped(
     result: DeploymentResult,
     backend: LocalBackend,
@@ -976,7 +985,7 @@ def _serve_until_stopped(
     console.write(f"serving: {urls} (Ctrl+C stops everything; --detach leaves services running)")
     if stop is not None:
         # An injected stop (tests, embedding) ends the wait like Ctrl+C does.
-        threading.Thread(target=lambda: (stop.wait(), backend.services_done.set()), daemon=True).start()
+        threading.Thread(target=_relay_event, args=(stop, backend.services_done), daemon=True).start()
     backend.services_done.wait()
     exited = [s for s in services if s.process.poll() is not None and not s.stopping]
     if not exited:

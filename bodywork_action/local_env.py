@@ -73,7 +73,7 @@ def read_python_identity() -> str:
     return f"{sys.implementation.name}-{sys.version}-{os.path.realpath(sys.base_prefix)}"
 
 
-def default_cache_dir(environ: dict[str, str] | os._Environ[str]) -> Path:
+def default_cache_dir(environ: Mapping[str, str]) -> Path:
     if environ.get("BODYWORK_ACTION_CACHE_DIR"):
         return Path(environ["BODYWORK_ACTION_CACHE_DIR"]) / "venvs"
     base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
