@@ -168,6 +168,8 @@ class Handler(BaseHTTPRequestHandler):
     def _send(
         self, code: int, body: bytes, ctype: str = "application/json", extra: dict | None = None
     ) -> None:
+        self._status = code
+        self._record()  # before answering: whatever a client has seen is already recorded
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -175,7 +177,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, str(v))
         self.end_headers()
         self.wfile.write(body)
-        self._status = code
 
     def _json(self, code: int, obj: Any, extra: dict | None = None) -> None:
         self._send(code, json.dumps(obj).encode(), extra=extra)
@@ -183,12 +184,37 @@ class Handler(BaseHTTPRequestHandler):
     def _error(self, err: ApiError, extra: dict | None = None) -> None:
         self._json(err.code, err.status(), extra)
 
+    def _record(self) -> None:
+        if self._recorded:
+            return
+        self._recorded = True
+        route, query, method = self._route_info
+        url = urlsplit(self.path)
+        self.cluster.requests.append(
+            RequestRecord(
+                verb=_verb(method, route, query),
+                method=method,
+                path=url.path,
+                query=url.query,
+                group=route.res.group if route.res else None,
+                resource=route.res.plural if route.res else None,
+                subresource=route.sub,
+                namespace=route.ns,
+                name=route.name,
+                status=self._status,
+                fault=self._fault,
+                user_agent=self.headers.get("User-Agent", ""),
+            )
+        )
+
     def _dispatch(self, method: str) -> None:
         self._status = 0
+        self._recorded = False
+        self._fault: str | None = None
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
         route = parse_route(url.path)
-        fault = None
+        self._route_info = (route, query, method)
         try:
             body = self._read_body()
             if self.headers.get("Authorization") != f"Bearer {self.cluster.token}":
@@ -198,7 +224,7 @@ class Handler(BaseHTTPRequestHandler):
             if route.kind == "resource" and faults.applies(method, url.path):
                 if faults.latency:
                     time.sleep(faults.latency)
-                fault = faults.pick()
+                self._fault = fault = faults.pick()
                 if fault == "drop":
                     raise _Dropped
                 if fault == "429":
@@ -219,31 +245,20 @@ class Handler(BaseHTTPRequestHandler):
                     return
             self._route(method, route, query, body)
         except ApiError as err:
-            self._error(err)
+            if self._recorded:  # an error after a watch stream started: nothing more can be sent
+                self.close_connection = True
+            else:
+                self._error(err)
         except _Dropped:
             self.close_connection = True
         except (ConnectionError, ssl.SSLError, TimeoutError):
             self.close_connection = True
         except Exception as exc:  # a bug in the fake: answer 500 rather than hang the client
             self.cluster.internal_errors.append(exc)
-            self._error(ApiError(500, "InternalError", f"fake apiserver bug: {exc!r}"))
+            if not self._recorded:
+                self._error(ApiError(500, "InternalError", f"fake apiserver bug: {exc!r}"))
         finally:
-            self.cluster.requests.append(
-                RequestRecord(
-                    verb=_verb(method, route, query),
-                    method=method,
-                    path=url.path,
-                    query=url.query,
-                    group=route.res.group if route.res else None,
-                    resource=route.res.plural if route.res else None,
-                    subresource=route.sub,
-                    namespace=route.ns,
-                    name=route.name,
-                    status=self._status,
-                    fault=fault,
-                    user_agent=self.headers.get("User-Agent", ""),
-                )
-            )
+            self._record()
 
     # ------------------------------------------------------------------ routes
     def _route(self, method: str, route: Route, query: dict, body: bytes) -> None:
@@ -402,11 +417,14 @@ class Handler(BaseHTTPRequestHandler):
         bookmarks = _first(query, "allowWatchBookmarks") == "true"
         rv_param = _first(query, "resourceVersion") or ""
         cut_after = faults.watch_cut_after if faults.applies("GET", self.path.split("?")[0]) else None
+        if rv_param not in ("", "0") and not rv_param.isdigit():
+            raise ApiError(400, "BadRequest", f"invalid resourceVersion {rv_param!r}")
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
         self._status = 200
+        self._record()
+        self.end_headers()
         sent = 0
 
         def send(obj: dict) -> None:
@@ -421,10 +439,7 @@ class Handler(BaseHTTPRequestHandler):
                 initial = [o for o in store.list(res, ns)[0] if matches(o)]
                 last = store.rv
             else:
-                try:
-                    last = int(rv_param)
-                except ValueError as exc:
-                    raise ApiError(400, "BadRequest", f"invalid resourceVersion {rv_param!r}") from exc
+                last = int(rv_param)
                 initial = []
                 if last < store.oldest_resumable_rv():
                     self._chunk(self._gone(last, store.oldest_resumable_rv()))

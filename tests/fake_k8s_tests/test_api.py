@@ -173,10 +173,16 @@ def test_list_pagination(k8s):
     assert seen == [f"s{i}" for i in range(5)]
 
 
-def test_update_conflicts_and_generation(k8s):
+def test_update_conflicts_and_generation(k8s, fake):
     d = k8s.apps.create_namespaced_deployment("default", deployment("d"))
     assert d.metadata.generation == 1
-    body = k8s.apps.read_namespaced_deployment("d", "default").to_dict()
+    # wait until the controllers stop writing (revision annotation, status) before read-modify-write
+    fake.wait_for(
+        lambda: (
+            fake.get("Deployment", "d")["status"].get("availableReplicas") == 1
+            and fake.get("Deployment", "d")["metadata"].get("annotations")
+        )
+    )
     body = k8s.client.sanitize_for_serialization(k8s.apps.read_namespaced_deployment("d", "default"))
     body["spec"]["replicas"] = 3
     updated = k8s.apps.replace_namespaced_deployment("d", "default", body)
