@@ -16,35 +16,13 @@ from dataclasses import dataclass, field
 from bodywork_action.dag import is_dns1123_label
 from bodywork_action.errors import InputError, SecretKeyRef
 from bodywork_action.model import Pipeline
+from bodywork_action.redact import SecretValue
 
 BODYWORK_SECRETS_NAMESPACE = "bodywork-deployment-jobs"  # Bodywork 3.0's secret store (spec §4.1)
 SECRET_SPEC_EXAMPLE = "--secret aws-credentials=AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY"
 # Secret keys: alphanumerics, '-', '_' and '.' (Kubernetes' IsConfigMapKey), at most 253 characters.
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 _BODYWORK_NAME_RUNS = re.compile(r"[^a-zA-Z0-9.]+")
-
-
-class SecretValue:
-    """A secret's value; its ``repr``/``str`` never show it, only ``reveal()`` does."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "SecretValue(***)"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SecretValue) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,152 @@
+"""Pure decisions of cluster.py and deploy.py: retries, watch reconnects, errors, kubeconfig, pruning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bodywork_action.cluster import (
+    JOB,
+    Failure,
+    KubeTarget,
+    WatchAction,
+    WatchEnd,
+    build_cluster_error,
+    decide_retry,
+    decide_watch_reconnect,
+    resolve_kubeconfig_source,
+)
+from bodywork_action.deploy import build_prune_plan, build_replacement, select_log_containers
+from bodywork_action.errors import ClusterAuthError, ClusterConflict, InputError
+from tests.deploy.conftest import Deployer, four_stage_pipeline
+from tests.fake_k8s.cluster import FakeCluster
+
+OURS = {"app.kubernetes.io/managed-by": "bodywork-action", "app.kubernetes.io/part-of": "demo"}
+
+
+def test_throttled_requests_wait_as_long_as_retry_after_says() -> None:
+    decision = decide_retry(Failure.THROTTLED, 1, idempotent=False, retry_after_seconds=2)
+    assert (decision.retry, decision.delay_seconds) == (True, 2)
+
+
+def test_server_errors_are_retried_only_for_idempotent_verbs_and_only_so_often() -> None:
+    assert decide_retry(Failure.SERVER, 1, idempotent=True).retry
+    assert not decide_retry(Failure.SERVER, 1, idempotent=False).retry
+    assert not decide_retry(Failure.SERVER, 4, idempotent=True).retry
+    assert not decide_retry(Failure.OTHER, 1, idempotent=True).retry
+
+
+def test_retry_delays_grow_and_are_capped() -> None:
+    delays = [decide_retry(Failure.THROTTLED, n, idempotent=True).delay_seconds for n in range(1, 6)]
+    assert delays == sorted(delays) and delays[0] > 0
+    assert decide_retry(Failure.THROTTLED, 1, idempotent=True, retry_after_seconds=999).delay_seconds == 10
+
+
+@pytest.mark.parametrize(
+    ("end", "attempt", "action"),
+    [
+        (WatchEnd.CLOSED, 0, WatchAction.RESUME),
+        (WatchEnd.DROPPED, 1, WatchAction.RESUME),
+        (WatchEnd.GONE, 1, WatchAction.RELIST),
+        (WatchEnd.THROTTLED, 2, WatchAction.RESUME),
+        (WatchEnd.REFUSED, 1, WatchAction.GIVE_UP),
+        (WatchEnd.DROPPED, 7, WatchAction.GIVE_UP),
+    ],
+)
+def test_watch_reconnect_policy(end: WatchEnd, attempt: int, action: WatchAction) -> None:
+    assert decide_watch_reconnect(end, attempt).action is action
+
+
+def test_forbidden_names_verb_resource_and_namespace_and_quotes_only_a_status() -> None:
+    status = json.dumps({"kind": "Status", "reason": "Forbidden", "message": "user ci cannot create jobs"})
+    error = build_cluster_error(403, status, verb="create", kind=JOB, name="train-1", namespace="ml")
+    assert isinstance(error, ClusterAuthError)
+    assert "cannot create jobs.batch 'train-1' in namespace 'ml'" in str(error)
+    assert "user ci cannot create jobs" in str(error)
+    leaky = build_cluster_error(500, "password=hunter2 in some proxy page", verb="get", kind=JOB)
+    assert "hunter2" not in str(leaky)
+    assert isinstance(build_cluster_error(409, "", verb="create", kind=JOB), ClusterConflict)
+
+
+def test_kubeconfig_is_resolved_like_kubectl(tmp_path: Path) -> None:
+    default = tmp_path / ".kube" / "config"
+    assert (
+        resolve_kubeconfig_source(KubeTarget(kubeconfig="/x"), {"KUBECONFIG": "/y"}, home=str(tmp_path))
+        == "/x"
+    )
+    assert resolve_kubeconfig_source(KubeTarget(), {"KUBECONFIG": "/y:/z"}, home=str(tmp_path)) == "/y:/z"
+    in_cluster = {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}
+    assert resolve_kubeconfig_source(KubeTarget(), in_cluster, home=str(tmp_path)) == ""
+    default.parent.mkdir()
+    default.write_text("{}")
+    assert resolve_kubeconfig_source(KubeTarget(), in_cluster, home=str(tmp_path)) == str(default)
+    default.unlink()
+    with pytest.raises(InputError, match="no kubeconfig"):
+        resolve_kubeconfig_source(KubeTarget(), {}, home=str(tmp_path))
+
+
+def obj(kind: str, name: str, labels: dict[str, str] | None = None, created: str = "", rv: str = "1") -> dict:
+    meta = {"name": name, "labels": OURS if labels is None else labels, "resourceVersion": rv}
+    if created:
+        meta["creationTimestamp"] = created
+    return {"kind": kind, "metadata": meta}
+
+
+def test_prune_plan_removes_owned_objects_of_removed_stages_only() -> None:
+    desired = [obj("Deployment", "c"), obj("Service", "c")]
+    observed = [
+        obj("Deployment", "c"),
+        obj("Service", "c"),
+        obj("Deployment", "old"),
+        obj("Service", "old"),
+        obj("Ingress", "c"),
+        obj("Deployment", "foreign", labels={"app.kubernetes.io/part-of": "demo"}),
+        obj("Deployment", "other-pipeline", labels={**OURS, "app.kubernetes.io/part-of": "other"}),
+    ]
+    plan = build_prune_plan(desired, observed, pipeline_label="demo")
+    assert sorted(plan) == [("Deployment", "old"), ("Ingress", "c"), ("Service", "old")]
+
+
+def test_prune_plan_keeps_the_newest_jobs_of_each_stage() -> None:
+    train = {**OURS, "app.kubernetes.io/name": "train"}
+    jobs = [obj("Job", f"train-{i}", labels=train, created=f"2024-01-01T00:00:0{i}Z") for i in range(5)]
+    plan = build_prune_plan([jobs[4]], jobs, pipeline_label="demo", keep_jobs_per_stage=3)
+    assert plan == [("Job", "train-1"), ("Job", "train-0")]
+
+
+def test_replacing_a_service_keeps_its_cluster_ip() -> None:
+    manifest = {"kind": "Service", "metadata": {"name": "c"}, "spec": {"ports": [{"port": 80}]}}
+    existing = {
+        "metadata": {"resourceVersion": "7"},
+        "spec": {"clusterIP": "10.0.0.9", "clusterIPs": ["10.0.0.9"]},
+    }
+    body = build_replacement(manifest, existing)
+    assert body["metadata"]["resourceVersion"] == "7"
+    assert body["spec"]["clusterIP"] == "10.0.0.9"
+    assert "resourceVersion" not in manifest["metadata"], "the rendered manifest is not modified"
+
+
+def test_logs_of_a_crashed_waiting_container_come_from_its_previous_instance() -> None:
+    pod = {
+        "spec": {"initContainers": [{"name": "git-sync"}], "containers": [{"name": "stage"}]},
+        "status": {
+            "initContainerStatuses": [{"name": "git-sync", "restartCount": 0, "state": {"terminated": {}}}],
+            "containerStatuses": [
+                {"name": "stage", "restartCount": 2, "state": {"waiting": {"reason": "x"}}}
+            ],
+        },
+    }
+    assert select_log_containers(pod) == [("git-sync", False), ("stage", True)]
+
+
+def test_throttled_and_failing_api_is_retried_until_the_deploy_succeeds(
+    deploy: Deployer, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.faults.retry_after = 0
+    fake_cluster.faults.rate_429 = 0.3
+    fake_cluster.faults.match = lambda method, path: method != "GET" or "watch" not in path
+    result = deploy(four_stage_pipeline())
+    assert result.succeeded, result.one_line()
+    assert [r for r in fake_cluster.requests if r.fault == "429"], "the fault really fired"
