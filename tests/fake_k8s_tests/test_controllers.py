@@ -223,7 +223,8 @@ def test_rollout_scales_old_down_only_after_new_is_ready(k8s, fake):
     assert rss[old_rs["metadata"]["name"]]["spec"]["replicas"] == 0 and len(rss) == 2
     new_name = next(n for n in rss if n != old_rs["metadata"]["name"])
     # order of writes: the new ReplicaSet reported 2 ready pods before the old one was scaled to 0
-    history = [e for e in fake.store.history if e.rv > start_rv and e.resource.kind == "ReplicaSet"]
+    with fake.store.lock:  # the controllers keep writing; copy the history under the store lock
+        history = [e for e in fake.store.history if e.rv > start_rv and e.resource.kind == "ReplicaSet"]
     new_ready = min(
         e.rv
         for e in history
