@@ -316,3 +316,23 @@ def test_unschedulable_pod_is_left_pending_by_real_scheduler(
     assert "didn't match Pod's node affinity/selector" in conditions(p)["PodScheduled"].message
     assert p.spec.node_name is None
     assert p.status.phase == "Pending"
+
+
+def test_bare_pod_labelled_succeed_completes(api: client.ApiClient, cp_namespace: str) -> None:
+    core = client.CoreV1Api(api)
+    pod = ControlPlane.apply_behaviour(
+        {
+            "metadata": {"name": "once"},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": IMAGE}]},
+        },
+        "succeed",
+    )
+    core.create_namespaced_pod(cp_namespace, pod)
+    p = wait_for(
+        lambda: (lambda p: p if p.status.phase == "Succeeded" else None)(
+            core.read_namespaced_pod("once", cp_namespace)
+        ),
+        60,
+        "pod Succeeded",
+    )
+    assert p.status.container_statuses[0].state.terminated.reason == "Completed"

@@ -1,0 +1,41 @@
+"""Fast consistency checks of the kwok stage configuration (no control plane needed)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.cluster.behaviours import BEHAVIOURS, LABEL, UNSCHEDULABLE_NODE_LABEL, apply_behaviour
+from tests.cluster.launcher import STAGES_FILE
+
+
+def _stages() -> list[dict]:
+    return [d for d in yaml.safe_load_all(STAGES_FILE.read_text()) if d]
+
+
+def test_every_scripted_behaviour_has_a_stage_selecting_its_label() -> None:
+    selected: set[str] = set()
+    for stage in _stages():
+        assert stage["kind"] == "Stage"
+        for expr in stage["spec"]["selector"].get("matchExpressions", []):
+            if expr["key"] == f'.metadata.labels["{LABEL}"]' and expr["operator"] == "In":
+                selected.update(expr["values"])
+    # "unschedulable" needs no stage: the real scheduler handles it through a nodeSelector.
+    assert selected == set(BEHAVIOURS) - {"unschedulable"}
+
+
+def test_stage_names_are_unique_and_nodes_and_deletion_are_covered() -> None:
+    names = [s["metadata"]["name"] for s in _stages()]
+    assert len(names) == len(set(names))
+    assert {"node-initialize", "node-heartbeat-with-lease", "pod-delete"} <= set(names)
+
+
+def test_apply_behaviour_sets_label_annotation_and_node_selector() -> None:
+    template = apply_behaviour({"metadata": {"labels": {"app": "a"}}}, "fail", exit_code=7)
+    assert template["metadata"]["labels"] == {"app": "a", LABEL: "fail"}
+    assert template["metadata"]["annotations"] == {"stage.bodywork.test/exit-code": "7"}
+    assert "spec" not in template
+    stuck = apply_behaviour({}, "unschedulable")
+    assert stuck["spec"]["nodeSelector"] == {UNSCHEDULABLE_NODE_LABEL: "true"}
+    with pytest.raises(ValueError, match="unknown behaviour"):
+        apply_behaviour({}, "explode")
