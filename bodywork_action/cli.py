@@ -13,16 +13,23 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bodywork_action import __version__
 from bodywork_action.errors import (
+    EXIT_DEPLOYMENT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_INVALID_INPUT,
     EXIT_OK,
     BodyworkActionError,
     ConfigInvalid,
+    InputError,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bodywork_action.cluster import KubeTarget
+    from bodywork_action.executor import Progress
+    from bodywork_action.results import DeploymentResult
 
 EXIT_BUG = 3
 
@@ -73,6 +80,168 @@ def cmd_plan(args: argparse.Namespace, io: Streams) -> int:
     context = build_context(args, io.environ)
     io.print(render.format_manifests_yaml(render.render_objects(pipeline, context)))
     return EXIT_OK
+
+
+def _exit_code_of(result: DeploymentResult) -> int:
+    from bodywork_action.results import DeploymentStatus
+
+    return {
+        DeploymentStatus.SUCCEEDED: EXIT_OK,
+        DeploymentStatus.FAILED: EXIT_DEPLOYMENT_FAILED,
+        DeploymentStatus.CANCELLED: EXIT_INTERRUPTED,
+    }[result.status]
+
+
+def _print_result(result: DeploymentResult, io: Streams) -> None:
+    from bodywork_action import report
+
+    io.print()
+    io.print(report.format_result_table(result))
+    details = report.format_failure_details(result)
+    if details:
+        io.print()
+        io.print(details)
+
+
+def _kube_target(args: argparse.Namespace) -> KubeTarget:
+    from bodywork_action.cluster import KubeTarget
+
+    return KubeTarget(kubeconfig=args.kubeconfig or "", context=args.context or "")
+
+
+def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
+    import signal
+    import threading
+
+    from bodywork_action import config, deploy, options, report, secret_groups
+    from bodywork_action.context import build_context
+
+    pipeline = config.load_pipeline(Path(args.file), strict=args.strict, check_files=args.check_files)
+    context = build_context(args, io.environ)
+    requests = secret_groups.parse_secret_requests(args.secret or [])
+    supply = secret_groups.build_secret_supply(
+        requests, io.environ, group=args.secrets_group or pipeline.secrets_group
+    )
+    smoke_tests = options.parse_smoke_tests(args.smoke_test or [], pipeline)
+    cancel = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        io.error(f"received {signal.Signals(signum).name}: stopping the wait, leaving the cluster consistent")
+        cancel.set()
+
+    def on_progress(progress: Progress) -> None:
+        line = report.format_progress(progress)
+        if line:
+            io.print(line)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        io.print(
+            f"deploying {pipeline.name} at {context.short_commit} ({'dry run' if args.dry_run else 'live'})"
+        )
+        result = deploy.deploy_pipeline(
+            pipeline,
+            context,
+            target=_kube_target(args),
+            secrets=supply,
+            dry_run=args.dry_run,
+            smoke_tests=smoke_tests,
+            report=on_progress,
+            cancel=cancel,
+            config_dir=_config_dir(args),
+            environ=io.environ,
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _print_result(result, io)
+    return _exit_code_of(result)
+
+
+def _config_dir(args: argparse.Namespace) -> str:
+    """The config's directory relative to the repository root (stages run from there, as in Bodywork)."""
+    import subprocess
+
+    directory = Path(args.file).resolve().parent
+    done = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"], cwd=directory, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        return ""
+    relative = directory.relative_to(Path(done.stdout.strip()).resolve()).as_posix()
+    return "" if relative == "." else relative
+
+
+def cmd_status(args: argparse.Namespace, io: Streams) -> int:
+    import json
+
+    from bodywork_action import config, deploy
+
+    pipeline = config.load_pipeline(Path(args.file), strict=args.strict)
+    state = deploy.read_status(
+        pipeline, target=_kube_target(args), namespace=args.namespace or "", environ=io.environ
+    )
+    io.print(
+        json.dumps(state.to_json(), indent=2)
+        if args.format == "json"
+        else deploy.format_pipeline_state(state)
+    )
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace, io: Streams) -> int:
+    from bodywork_action import config, deploy
+
+    pipeline = config.load_pipeline(Path(args.file), strict=args.strict)
+    outcome = deploy.delete_pipeline(
+        pipeline,
+        target=_kube_target(args),
+        namespace=args.namespace or "",
+        dry_run=args.dry_run,
+        environ=io.environ,
+    )
+    prefix = "would delete" if outcome.dry_run else "deleted"
+    for name in outcome.deleted:
+        io.print(f"{prefix} {name}")
+    if outcome.namespace_deleted:
+        io.print(f"{prefix} namespace {outcome.namespace}")
+    if outcome.message:
+        io.print(outcome.message)
+    if not outcome.deleted and not outcome.namespace_deleted:
+        io.print(f"nothing of {outcome.pipeline} to delete in namespace {outcome.namespace}")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, io: Streams) -> int:
+    from bodywork_action import config, local, options, secret_groups
+
+    if not args.local:
+        raise InputError("`run` runs the pipeline on this machine: add --local (use `deploy` for a cluster)")
+    config_file = Path(args.file)
+    pipeline = config.load_pipeline(config_file, strict=args.strict)
+    requests = secret_groups.parse_secret_requests(args.secret or [])
+    result = local.run_local(
+        pipeline,
+        config_file,
+        secrets={request.name: request.keys for request in requests},
+        env_file=args.env_file,
+        reuse_env=args.reuse_env,
+        smoke_tests=options.parse_smoke_tests(args.smoke_test or [], pipeline),
+        detach=args.detach,
+        commit=args.commit,
+        out=io.out,
+        environ=io.environ,
+    )
+    _print_result(result, io)
+    return _exit_code_of(result)
+
+
+def cmd_stop(args: argparse.Namespace, io: Streams) -> int:
+    from bodywork_action import local
+
+    if not args.local:
+        raise InputError("`stop` stops services of `run --local --detach`: add --local")
+    return local.stop_local(Path(args.file).resolve().parent, out=io.out)
 
 
 # --- parser -----------------------------------------------------------------------------------------
@@ -158,7 +327,101 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_context_arguments(plan)
     plan.set_defaults(handler=cmd_plan)
+
+    deploy = commands.add_parser(
+        "deploy",
+        help="deploy the DAG to a Kubernetes cluster and wait for every stage",
+        description="Create or update secrets, then apply the DAG step by step (batch stages as Jobs, "
+        "service stages as Deployments + Services), waiting by watching; failed services roll back.",
+    )
+    _add_config_arguments(deploy, check_files_default=False)
+    _add_cluster_arguments(deploy)
+    _add_context_arguments(deploy)
+    _add_secret_arguments(deploy)
+    deploy.add_argument(
+        "--dry-run", action="store_true", help="send every object with dryRun=All: validates, creates nothing"
+    )
+    deploy.set_defaults(handler=cmd_deploy)
+
+    status = commands.add_parser("status", help="show what is deployed for this pipeline, per stage")
+    _add_config_arguments(status)
+    _add_cluster_arguments(status)
+    status.add_argument("--namespace", metavar="NS", help="look in NS instead of the pipeline's namespace")
+    status.add_argument("--format", choices=("text", "json"), default="text")
+    status.set_defaults(handler=cmd_status)
+
+    delete = commands.add_parser(
+        "delete",
+        help="remove what this pipeline created (its namespace only if this tool created it)",
+    )
+    _add_config_arguments(delete)
+    _add_cluster_arguments(delete)
+    delete.add_argument(
+        "--namespace", metavar="NS", help="delete from NS instead of the pipeline's namespace"
+    )
+    delete.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    delete.set_defaults(handler=cmd_delete)
+
+    run = commands.add_parser(
+        "run",
+        help="run the whole DAG on this machine (--local), no cluster needed",
+        description="Run each stage as a local process (per-stage virtual environments cached by their "
+        "requirements); services stay up until Ctrl+C, or with --detach until `stop --local`.",
+    )
+    _add_config_arguments(run)
+    run.add_argument("--local", action="store_true", required=True, help="run on this machine (required)")
+    _add_secret_arguments(run, with_group=False)
+    run.add_argument(
+        "--reuse-env", action="store_true", help="run every stage in this Python environment (no venvs)"
+    )
+    run.add_argument("--env-file", type=Path, metavar="PATH", help="KEY=VALUE file with secret values")
+    run.add_argument(
+        "--detach", action="store_true", help="leave services running (stop them with `stop --local`)"
+    )
+    run.add_argument(
+        "--commit", default="", metavar="SHA", help="run this commit (in a temporary git worktree)"
+    )
+    run.set_defaults(handler=cmd_run)
+
+    stop = commands.add_parser("stop", help="stop services left running by `run --local --detach`")
+    stop.add_argument("--local", action="store_true", required=True, help="stop local services (required)")
+    stop.add_argument(
+        "--file", "-f", default="bodywork.yaml", metavar="PATH", help="the project's bodywork.yaml"
+    )
+    stop.set_defaults(handler=cmd_stop)
     return parser
+
+
+def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kubeconfig",
+        metavar="PATH",
+        help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)",
+    )
+    parser.add_argument("--context", metavar="NAME", help="kubeconfig context (default: the current one)")
+
+
+def _add_secret_arguments(parser: argparse.ArgumentParser, *, with_group: bool = True) -> None:
+    parser.add_argument(
+        "--secret",
+        action="append",
+        metavar="NAME=KEY1,KEY2",
+        help="create or update secret NAME with these keys, each value read from the environment variable "
+        "of the same name (repeatable)",
+    )
+    if with_group:
+        parser.add_argument(
+            "--secrets-group",
+            metavar="GROUP",
+            help="group label for created secrets (default: pipeline.secrets_group)",
+        )
+    parser.add_argument(
+        "--smoke-test",
+        action="append",
+        metavar="STAGE=/PATH",
+        help="after rollout, GET PATH on the service; non-2xx fails the stage "
+        "(repeatable; /PATH alone: every service)",
+    )
 
 
 # --- the error boundary -----------------------------------------------------------------------------

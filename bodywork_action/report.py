@@ -9,6 +9,7 @@ import json
 from collections.abc import Sequence
 
 from bodywork_action.errors import ConfigProblem, Severity
+from bodywork_action.executor import Progress, ProgressKind
 from bodywork_action.model import Pipeline, Stage
 from bodywork_action.results import DeploymentResult, StageResult
 
@@ -195,3 +196,31 @@ def format_failure_details(result: DeploymentResult) -> str:
             lines.extend(f"    {line}" for line in log_lines)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+# --- progress ---------------------------------------------------------------------------------------
+
+
+def format_stage_line(result: StageResult) -> str:
+    duration = result.duration_seconds
+    took = f" in {duration:.1f}s" if duration is not None else ""
+    tries = f" after {result.attempts} attempts" if result.attempts > 1 else ""
+    line = f"-- {result.stage}: {result.status.value}{took}{tries}"
+    if result.reason and result.status.value != "succeeded":
+        line += f" ({result.reason})"
+    if result.url:
+        line += f" -> {result.url}"
+    if result.rolled_back:
+        line += " [rolled back to the previous revision]"
+    return line
+
+
+def format_progress(progress: Progress) -> str | None:
+    """One terminal line per interesting executor event, or None."""
+    if progress.kind is ProgressKind.STEP_STARTED:
+        return f"== step {progress.step}: {', '.join(progress.stages)}"
+    if progress.kind is ProgressKind.FAILURE_STAGE_STARTED:
+        return f"== run_on_failure: {progress.stages[0]}"
+    if progress.kind is ProgressKind.STAGE_FINISHED and progress.result is not None:
+        return format_stage_line(progress.result)
+    return None
