@@ -180,18 +180,27 @@ def _run(environ: Mapping[str, str], run: _Run) -> int:
 
         smoke_tests = options.parse_smoke_tests(gha.read_multiline_input(environ, "smoke-test"), pipeline)
         mlflow_stage = _mlflow_stage(pipeline, gha.read_input(environ, "mlflow-stage"))
-        result = deploy.deploy_pipeline(
-            pipeline,
-            context,
-            target=target,
-            secrets=supply,
-            dry_run=command == "dry-run",
-            smoke_tests=smoke_tests,
-            report=_progress_reporter(log),
-            cancel=threading.Event(),
-            config_dir=_config_dir(config_input),
-            environ=environ,
-        )
+        # timeout-minutes: past it the executor stops waiting, as on Ctrl+C, and reports what ran.
+        cancel = threading.Event()
+        timeout_minutes = gha.read_int_input(environ, "timeout-minutes", default=60, minimum=1)
+        deadline = threading.Timer(timeout_minutes * 60, cancel.set)
+        deadline.daemon = True
+        deadline.start()
+        try:
+            result = deploy.deploy_pipeline(
+                pipeline,
+                context,
+                target=target,
+                secrets=supply,
+                dry_run=command == "dry-run",
+                smoke_tests=smoke_tests,
+                report=_progress_reporter(log),
+                cancel=cancel,
+                config_dir=_config_dir(config_input),
+                environ=environ,
+            )
+        finally:
+            deadline.cancel()
     _set_result_outputs(run, result, mlflow_stage=mlflow_stage)
     run.summary = summary.render_summary(
         result,
