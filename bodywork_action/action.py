@@ -18,7 +18,6 @@ from typing import TextIO
 
 from bodywork_action import config, gha, report, secret_groups, summary
 from bodywork_action.errors import (
-    EXIT_DEPLOYMENT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_INVALID_INPUT,
     EXIT_OK,
@@ -28,7 +27,7 @@ from bodywork_action.errors import (
 )
 from bodywork_action.executor import Progress, ProgressKind
 from bodywork_action.model import DEFAULT_GIT_SYNC_IMAGE, DeployContext, Pipeline, StageKind
-from bodywork_action.results import DeploymentResult, DeploymentStatus
+from bodywork_action.results import DeploymentResult
 
 COMMANDS = ("deploy", "validate", "plan", "dry-run", "delete")
 OUTPUT_NAMES = ("status", "namespace", "stages", "service-urls", "service-url", "mlflow-url", "summary")
@@ -219,11 +218,7 @@ def _run(environ: Mapping[str, str], run: _Run) -> int:
             log.info(details)
     if not result.succeeded:
         log.annotate("error", result.one_line(), title="bodywork deploy failed")
-    return {
-        DeploymentStatus.SUCCEEDED: EXIT_OK,
-        DeploymentStatus.FAILED: EXIT_DEPLOYMENT_FAILED,
-        DeploymentStatus.CANCELLED: EXIT_INTERRUPTED,
-    }[result.status]
+    return result.exit_code
 
 
 def _relative(problem: ConfigProblem, workspace: Path) -> ConfigProblem:

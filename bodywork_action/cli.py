@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, TextIO
 
 from bodywork_action import __version__
 from bodywork_action.errors import (
-    EXIT_DEPLOYMENT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_INVALID_INPUT,
     EXIT_OK,
@@ -80,16 +79,6 @@ def cmd_plan(args: argparse.Namespace, io: Streams) -> int:
     context = build_context(args, io.environ)
     io.print(render.format_manifests_yaml(render.render_objects(pipeline, context)))
     return EXIT_OK
-
-
-def _exit_code_of(result: DeploymentResult) -> int:
-    from bodywork_action.results import DeploymentStatus
-
-    return {
-        DeploymentStatus.SUCCEEDED: EXIT_OK,
-        DeploymentStatus.FAILED: EXIT_DEPLOYMENT_FAILED,
-        DeploymentStatus.CANCELLED: EXIT_INTERRUPTED,
-    }[result.status]
 
 
 def _print_result(result: DeploymentResult, io: Streams) -> None:
@@ -155,7 +144,7 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     _print_result(result, io)
-    return _exit_code_of(result)
+    return result.exit_code
 
 
 def _config_dir(args: argparse.Namespace) -> str:
@@ -233,7 +222,7 @@ def cmd_run(args: argparse.Namespace, io: Streams) -> int:
         environ=io.environ,
     )
     _print_result(result, io)
-    return _exit_code_of(result)
+    return result.exit_code
 
 
 def cmd_stop(args: argparse.Namespace, io: Streams) -> int:

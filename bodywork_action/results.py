@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from bodywork_action.errors import EXIT_DEPLOYMENT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from bodywork_action.model import StageKind, StageName
 
 
@@ -105,6 +106,15 @@ class DeploymentResult:
     @property
     def succeeded(self) -> bool:
         return self.status is DeploymentStatus.SUCCEEDED
+
+    @property
+    def exit_code(self) -> int:
+        """The process exit code this result means, for the CLI and the action alike."""
+        return {
+            DeploymentStatus.SUCCEEDED: EXIT_OK,
+            DeploymentStatus.FAILED: EXIT_DEPLOYMENT_FAILED,
+            DeploymentStatus.CANCELLED: EXIT_INTERRUPTED,
+        }[self.status]
 
     def stage(self, name: str) -> StageResult:
         for result in self.stages:
