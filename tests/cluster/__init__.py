@@ -9,7 +9,7 @@ See README.md in this directory. Entry points:
 
 from tests.cluster.behaviours import LABEL, apply_behaviour, behaviour_fields
 from tests.cluster.binaries import BuildFailed, BuildUnavailable, ensure_binaries
-from tests.cluster.launcher import ControlPlane, ControlPlaneError
+from tests.cluster.launcher import ControlPlane, ControlPlaneError, start_control_plane
 
 __all__ = [
     "LABEL",
@@ -20,4 +20,5 @@ __all__ = [
     "apply_behaviour",
     "behaviour_fields",
     "ensure_binaries",
+    "start_control_plane",
 ]

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from tests.cluster.binaries import BuildFailed, BuildUnavailable, ensure_binaries
-from tests.cluster.launcher import ControlPlane, ControlPlaneError
+from tests.cluster.launcher import ControlPlaneError, start_control_plane
 
 
 def _say(msg: str) -> None:
@@ -38,11 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    cp = ControlPlane(
-        bin_dir, kubeconfig_path=args.kubeconfig, nodes=args.nodes, keep_workdir=args.keep, progress=_say
-    )
     try:
-        cp.start()
+        cp = start_control_plane(
+            bin_dir, kubeconfig_path=args.kubeconfig, nodes=args.nodes, keep_workdir=args.keep, progress=_say
+        )
     except ControlPlaneError as exc:
         _say(f"error: {exc}")
         return 1

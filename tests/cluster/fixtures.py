@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cluster.binaries import BuildFailed, BuildUnavailable, ensure_binaries
-from tests.cluster.launcher import ControlPlane, ControlPlaneError
+from tests.cluster.launcher import ControlPlane, ControlPlaneError, start_control_plane
 
 
 def _live_printer(request: pytest.FixtureRequest):
@@ -47,9 +47,8 @@ def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
         if required:
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
-    cp = ControlPlane(bin_dir, progress=say)
     try:
-        cp.start()
+        cp = start_control_plane(bin_dir, progress=say)
     except ControlPlaneError as exc:
         pytest.fail(f"real control plane failed to start: {exc}", pytrace=False)
     try:

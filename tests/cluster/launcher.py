@@ -640,3 +640,21 @@ class ControlPlane:
                 continue
             out[name] = vals
         return out
+
+
+def start_control_plane(bin_dir: Path, attempts: int = 3, **kwargs: Any) -> ControlPlane:
+    """Start a ControlPlane, retrying with fresh ports if one was taken between probe and bind.
+
+    Free ports are found by binding port 0 and releasing it; on a busy shared machine another process
+    can grab one before the component binds it. Any other start failure is raised at once.
+    """
+    for attempt in range(1, attempts + 1):
+        cp = ControlPlane(bin_dir, **kwargs)
+        try:
+            return cp.start()
+        except ControlPlaneError as exc:
+            if attempt == attempts or "address already in use" not in str(exc):
+                raise
+            if cp.progress:
+                cp.progress(f"a port was taken by another process; retrying ({attempt}/{attempts})")
+    raise AssertionError("unreachable")
