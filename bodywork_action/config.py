@@ -112,9 +112,14 @@ def format_path(path: Path_) -> str:
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
+        elif _PLAIN_KEY.fullmatch(part):
+            text += f".{part}" if text else part
+        else:  # a key with dots, spaces or brackets would make the path ambiguous
+            text += f"[{json.dumps(part, ensure_ascii=False)}]"
     return text
+
+
+_PLAIN_KEY = re.compile(r'[^\s.\[\]"]+')
 
 
 class _Problems:

@@ -38,9 +38,25 @@ class ConfigProblem:
     severity: Severity = Severity.ERROR
 
     def format(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
+        where = f"{visible(self.file)}:{self.line}:{self.column}"
         label = "" if self.severity is Severity.ERROR else "warning: "
-        return f"{where}: {label}{self.path or '<document>'}: {self.message}"
+        return f"{where}: {label}{visible(self.path) or '<document>'}: {visible(self.message)}"
+
+
+def visible(text: str) -> str:
+    """Escape characters a terminal would not show as themselves.
+
+    Keys and values come from the user's file; a raw control character (``\\x1e``, ``\\u2028``...)
+    would split or garble the one-line-per-problem output that editors and CI parse.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape_char(ch) for ch in text)
+
+
+def _escape_char(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 class BodyworkActionError(Exception):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from bodywork_action.errors import ConfigProblem, Severity
+from bodywork_action.errors import ConfigProblem, Severity, visible
 from bodywork_action.executor import Progress, ProgressKind
 from bodywork_action.model import Pipeline, Stage
 from bodywork_action.results import DeploymentResult, StageResult
@@ -82,7 +82,7 @@ def format_problems_github(file: str, problems: Sequence[ConfigProblem]) -> str:
             lines.append(
                 format_annotation(
                     severity.value,
-                    f"{problem.path or file}: {problem.message}",
+                    visible(f"{problem.path or file}: {problem.message}"),
                     file=problem.file,
                     line=problem.line,
                     col=problem.column,

@@ -401,6 +401,23 @@ def test_unknown_key_is_an_error_with_strict() -> None:
     assert problem.path == "logging.log_levl" and "did you mean 'log_level'?" in problem.message
 
 
+@pytest.mark.parametrize("key", ["\x1e", "\u2028", "\x85", "a\tb"])
+def test_keys_with_control_characters_stay_on_one_escaped_line(key: str) -> None:
+    # Found by the property test: a raw U+001E in a key split the problem's line in two.
+    text = VALID + f'"{key.encode("unicode_escape").decode()}": 1\n'
+    (warning,) = validate_config(text.encode()).warnings
+    line = warning.format()
+    assert len(line.splitlines()) == 1 and line.isprintable()
+    assert line.startswith("bodywork.yaml:")
+    assert key.encode("unicode_escape").decode().lower() in line.lower()
+
+
+def test_keys_with_dots_get_an_unambiguous_path() -> None:
+    text = edit("    cpu_request: 1\n", '    cpu_request: 1\n    "a.b": 1\n')
+    (warning,) = validate_config(text.encode()).warnings
+    assert warning.path == 'stages.train["a.b"]'
+
+
 def test_duplicate_stage_key_is_a_warning_naming_it() -> None:
     duplicate = (
         "  prepare:\n    executable_module_path: again.py\n    cpu_request: 1\n    memory_request_mb: 1\n"
@@ -492,7 +509,7 @@ def test_secret_names_must_be_kubernetes_names() -> None:
 def test_secret_variable_names_are_checked() -> None:
     text = edit("    cpu_request: 1\n", "    cpu_request: 1\n    secrets:\n      BAD KEY: creds\n")
     problem = only_error(text)
-    assert problem.path == "stages.train.secrets.BAD KEY" and "variable name" in problem.message
+    assert problem.path == 'stages.train.secrets["BAD KEY"]' and "variable name" in problem.message
 
 
 def test_secret_may_not_override_variables_the_tool_sets() -> None:
