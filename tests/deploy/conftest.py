@@ -23,7 +23,7 @@ from bodywork_action.model import (
     StageName,
 )
 from bodywork_action.results import DeploymentResult
-from bodywork_action.secret_groups import SecretSupply
+from bodywork_action.secret_groups import SecretRequest, SecretSupply, build_secret_supply
 from tests.fake_k8s.cluster import FakeCluster
 from tests.fake_k8s.fixtures import fake_cluster  # noqa: F401
 
@@ -81,6 +81,30 @@ def context(deployment_id: str = "run-1") -> DeployContext:
         ref="refs/heads/main",
         deployment_id=deployment_id,
         restart_token=deployment_id,
+    )
+
+
+# What the MLflow example's two secrets hold in these tests; the password is the canary.
+MLFLOW_SECRET_ENV = {
+    "MLFLOW_BACKEND_STORE_URI": "postgresql://mlflow:s3cret-password@db:5432/mlflow",
+    "MLFLOW_DEFAULT_ARTIFACT_ROOT": "s3://bucket/mlflow",
+    "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "line-one\nline-two",
+    "AWS_DEFAULT_REGION": "eu-west-2",
+}
+
+
+def mlflow_secret_supply(group: str = "prod") -> SecretSupply:
+    """The MLflow example's secrets, from MLFLOW_SECRET_ENV, as the action would map them."""
+    return build_secret_supply(
+        [
+            SecretRequest("mlflow-config", ("MLFLOW_BACKEND_STORE_URI", "MLFLOW_DEFAULT_ARTIFACT_ROOT")),
+            SecretRequest(
+                "aws-credentials", ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+            ),
+        ],
+        MLFLOW_SECRET_ENV,
+        group=group,
     )
 
 

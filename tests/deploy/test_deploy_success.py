@@ -8,8 +8,14 @@ from pathlib import Path
 from bodywork_action.config import load_pipeline
 from bodywork_action.executor import ProgressKind
 from bodywork_action.results import StageStatus
-from bodywork_action.secret_groups import SecretRequest, build_secret_supply
-from tests.deploy.conftest import NAME_LABEL, REPO_ROOT, Deployer, four_stage_pipeline, names
+from tests.deploy.conftest import (
+    NAME_LABEL,
+    REPO_ROOT,
+    Deployer,
+    four_stage_pipeline,
+    mlflow_secret_supply,
+    names,
+)
 from tests.fake_k8s.cluster import FakeCluster
 
 
@@ -62,24 +68,7 @@ def test_waiting_is_by_watching_never_by_repeated_reads(deploy: Deployer, fake_c
 
 def test_mlflow_example_deploys_with_its_secrets(deploy: Deployer, fake_cluster: FakeCluster) -> None:
     pipeline = load_pipeline(Path(REPO_ROOT / "bodywork.yaml"))
-    environ = {
-        "MLFLOW_BACKEND_STORE_URI": "postgresql://mlflow:s3cret-password@db:5432/mlflow",
-        "MLFLOW_DEFAULT_ARTIFACT_ROOT": "s3://bucket/mlflow",
-        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
-        "AWS_SECRET_ACCESS_KEY": "line-one\nline-two",
-        "AWS_DEFAULT_REGION": "eu-west-2",
-    }
-    supply = build_secret_supply(
-        [
-            SecretRequest("mlflow-config", ("MLFLOW_BACKEND_STORE_URI", "MLFLOW_DEFAULT_ARTIFACT_ROOT")),
-            SecretRequest(
-                "aws-credentials", ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
-            ),
-        ],
-        environ,
-        group="prod",
-    )
-    result = deploy(pipeline, secrets=supply)
+    result = deploy(pipeline, secrets=mlflow_secret_supply())
 
     assert result.succeeded, result.one_line()
     assert result.stage("server").url == "http://server.bodywork-mlflow.svc.cluster.local:5000"
