@@ -41,8 +41,14 @@ from bodywork_action.cluster import (
     connect_cluster,
     kind_of,
 )
-from bodywork_action.errors import ClusterAuthError, ClusterConflict, ClusterUnreachable, MissingSecrets
-from bodywork_action.executor import Progress, execute
+from bodywork_action.errors import (
+    ClusterAuthError,
+    ClusterConflict,
+    ClusterUnreachable,
+    Interrupted,
+    MissingSecrets,
+)
+from bodywork_action.executor import Progress, ProgressKind, execute
 from bodywork_action.model import DeployContext, Pipeline, Stage, StageKind
 from bodywork_action.redact import Redactor
 from bodywork_action.results import (
@@ -79,6 +85,9 @@ CLIENT_DEADLINE_GRACE_SECONDS = 60
 CANCEL_CHECK_INTERVAL_SECONDS = 0.2
 WATCH_THREAD_JOIN_SECONDS = 2.0
 PRUNABLE_KINDS = (DEPLOYMENT, SERVICE, INGRESS, JOB)
+# A namespace still being deleted (e.g. `delete` just before a redeploy) refuses new objects; we wait
+# for it to go, up to this long, before applying anything.
+NAMESPACE_TERMINATING_WAIT_SECONDS = 300
 
 
 def _ignore(_: Progress) -> None:
@@ -787,6 +796,17 @@ def run_deployment(
     namespace = render.target_namespace(pipeline, context)
     objects = render.render_objects(pipeline, context, config_dir=config_dir)
     namespace_object = cluster.read_object(NAMESPACE, namespace)
+    if namespace_object is not None and is_terminating(namespace_object) and not dry_run:
+        report(
+            Progress(
+                ProgressKind.WAITING,
+                0,
+                (),
+                detail=f"namespace {namespace} is being deleted; waiting for it to go before deploying",
+            )
+        )
+        wait_for_namespace_deletion(cluster, namespace, cancel=cancel)
+        namespace_object = None
     prepared = prepare_secrets(
         cluster, pipeline, namespace, secrets, namespace_exists=namespace_object is not None
     )
@@ -825,6 +845,39 @@ def run_deployment(
         clock=clock,
     )
     return execute(pipeline, backend, report=report, cancel=cancel, clock=clock, commit=context.commit)
+
+
+def is_terminating(obj: Mapping[str, Any]) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def wait_for_namespace_deletion(
+    cluster: Cluster,
+    namespace: str,
+    *,
+    cancel: threading.Event,
+    timeout_seconds: float = NAMESPACE_TERMINATING_WAIT_SECONDS,
+) -> None:
+    """Return once ``namespace`` is gone; nothing has been applied when this raises."""
+    watch = cluster.watch_objects(NAMESPACE, field_selector=f"metadata.name={namespace}")
+
+    def decide(caches: Caches) -> Verdict:
+        return Verdict(Phase.SUCCEEDED) if not caches["namespace"] else Verdict(Phase.RUNNING)
+
+    verdict = wait_for_verdict({"namespace": watch}, decide, cancel=cancel, deadline_seconds=timeout_seconds)
+    if verdict is None:
+        raise Interrupted(
+            f"interrupted while waiting for namespace {namespace} to finish deleting; nothing was applied"
+        )
+    if verdict.phase is Phase.FAILED:
+        raise ClusterError(
+            f"namespace {namespace} is still being deleted after {timeout_seconds:.0f}s; nothing was "
+            f"applied. See what holds it with `kubectl get namespace {namespace} -o yaml` (finalizers, "
+            "conditions), then deploy again",
+            verb="watch",
+            resource="namespaces",
+            name=namespace,
+        )
 
 
 def build_namespace_manifest(rendered: Mapping[str, Any], pipeline: Pipeline) -> Obj:

@@ -49,6 +49,7 @@ class ProgressKind(str, Enum):
     STEP_FINISHED = "step-finished"
     ROLLED_BACK = "rolled-back"
     FAILURE_STAGE_STARTED = "failure-stage-started"
+    WAITING = "waiting"  # for the cluster before anything is applied; ``detail`` says on what
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Progress:
     step: int  # 1-based; 0 for the run_on_failure stage
     stages: tuple[str, ...]
     result: StageResult | None = None
+    detail: str = ""
 
 
 Reporter = Callable[[Progress], None]

@@ -223,4 +223,6 @@ def format_progress(progress: Progress) -> str | None:
         return f"== run_on_failure: {progress.stages[0]}"
     if progress.kind is ProgressKind.STAGE_FINISHED and progress.result is not None:
         return format_stage_line(progress.result)
+    if progress.kind is ProgressKind.WAITING:
+        return f"== {progress.detail}"
     return None
