@@ -18,7 +18,6 @@ POSIX only (process groups, ``fcntl``).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import http.client
@@ -49,7 +48,6 @@ from bodywork_action.local_secrets import (
     find_unsupplied_secrets,
     format_unsupplied_warning,
     parse_env_file,
-    parse_secret_specs,
 )
 from bodywork_action.model import Pipeline, Stage, StageName
 from bodywork_action.redact import Redactor
@@ -1007,53 +1005,4 @@ def _serve_until_stopped(
         stages=stages,
         status=DeploymentStatus.FAILED,
         message=f"service(s) exited after ready: {names}",
-    )
-
-
-# --- the command line ---------------------------------------------------------------------------
-
-
-def add_local_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags only ``run --local`` has (``--secret`` and ``--smoke-test`` are shared with ``deploy``)."""
-    parser.add_argument(
-        "--reuse-env",
-        action="store_true",
-        help="run every stage in the current Python environment (no venvs)",
-    )
-    parser.add_argument("--env-file", type=Path, default=None, help="KEY=VALUE file with secret values")
-    parser.add_argument("--detach", action="store_true", help="leave services running after the run")
-    parser.add_argument(
-        "--commit",
-        default="",
-        help="run this commit (checked out into a temporary worktree), not the working tree",
-    )
-
-
-def parse_smoke_tests(specs: Sequence[str], pipeline: Pipeline) -> dict[str, str]:
-    """``--smoke-test PATH`` (every service stage) or ``--smoke-test STAGE=PATH``."""
-    services = [s.name for s in _stages_to_run(pipeline) if s.service is not None]
-    parsed: dict[str, str] = {}
-    for spec in specs:
-        stage, sep, path = spec.partition("=")
-        if sep and not stage.startswith("/"):
-            parsed[stage] = path
-        else:
-            parsed.update(dict.fromkeys(services, spec))
-    return parsed
-
-
-def run_local_from_args(
-    args: argparse.Namespace, pipeline: Pipeline, config_file: Path, *, out: IO[str] | None = None
-) -> DeploymentResult:
-    """Glue for cli.py: reads ``secret`` (list of NAME=K1,K2), ``smoke_test`` (list) and the flags above."""
-    return run_local(
-        pipeline,
-        config_file,
-        secrets=parse_secret_specs(getattr(args, "secret", None) or []),
-        env_file=args.env_file,
-        reuse_env=args.reuse_env,
-        smoke_tests=parse_smoke_tests(getattr(args, "smoke_test", None) or [], pipeline),
-        detach=args.detach,
-        commit=args.commit,
-        out=out,
     )
