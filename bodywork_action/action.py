@@ -212,6 +212,8 @@ def _run(environ: Mapping[str, str], run: _Run) -> int:
         ),
         pipeline=pipeline,
     )
+    for line in report.format_result_lines(result):
+        log.info(line)
     details = report.format_failure_details(result)
     if details:
         with log.group("why it failed"), log.untrusted_text():

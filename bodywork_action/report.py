@@ -175,10 +175,13 @@ def format_result_table(result: DeploymentResult) -> str:
         )
     lines = _table(rows)
     lines.append("")
-    lines.append(result.one_line())
-    if result.message and not result.succeeded:
-        lines.append(result.message)
+    lines.extend(format_result_lines(result))
     return "\n".join(lines)
+
+
+def format_result_lines(result: DeploymentResult) -> list[str]:
+    """The outcome in one line, then what else the run did or left behind (pruned, dry run, ...)."""
+    return [result.one_line(), *([result.message] if result.message else [])]
 
 
 def format_failure_details(result: DeploymentResult) -> str:

@@ -61,6 +61,7 @@ def test_dry_run_creates_nothing(
     assert run.outputs["status"] == "succeeded"
     assert fake_cluster.get("Namespace", "two-stage") is None
     assert pipeline_objects(fake_cluster) == {kind: [] for kind in KINDS}
+    assert "dry run: nothing was created" in run.stdout  # said in the log, not only in the summary
     # Whatever was sent as a create was sent as a server-side dry run.
     for request in fake_cluster.requests.filter(verb="create"):
         assert "dryRun=All" in request.query, request
