@@ -353,8 +353,9 @@ class SecretsSpec:
 def parse_secrets_input(text: str) -> SecretsSpec:
     """Parse ``secret-name: KEY1, KEY2`` lines (also ``[KEY1, KEY2]`` or ``- KEY`` items) into a spec.
 
-    Only names are written in the workflow; values come from the step's ``env:`` (see
-    ``resolve_secret_values``), so nothing secret ever sits in YAML and multi-line values survive.
+    Only names are written in the workflow; values come from the step's ``env:`` (the action reads
+    them with ``secret_groups.build_secret_supply``), so nothing secret ever sits in YAML and
+    multi-line values survive.
     """
     secrets: dict[str, list[str]] = {}
     problems: list[str] = []
@@ -411,36 +412,6 @@ def parse_secrets_input(text: str) -> SecretsSpec:
     if problems:
         raise InputError("input 'secrets' is invalid:\n  " + "\n  ".join(problems))
     return SecretsSpec({name: tuple(keys) for name, keys in secrets.items()})
-
-
-@dataclass(frozen=True)
-class ResolvedSecrets:
-    values: Mapping[str, Mapping[str, SecretValue]]  # secret name → key → value
-    missing_env_vars: tuple[str, ...]  # unset or empty (GitHub substitutes "" for an undefined secret)
-
-
-def resolve_secret_values(spec: SecretsSpec, environ: Mapping[str, str]) -> ResolvedSecrets:
-    values: dict[str, dict[str, SecretValue]] = {}
-    missing: list[str] = []
-    for name, keys in spec.secrets.items():
-        values[name] = {}
-        for key in keys:
-            value = environ.get(key, "")
-            if value:
-                values[name][key] = SecretValue(value)
-            elif key not in missing:
-                missing.append(key)
-    return ResolvedSecrets(values=values, missing_env_vars=tuple(missing))
-
-
-def format_missing_secrets_message(missing_env_vars: Sequence[str]) -> str:
-    listed = ", ".join(missing_env_vars)
-    return (
-        f"input 'secrets' names environment variables that are unset or empty: {listed}. "
-        "Pass each one in the step's 'env:' (for example  MLFLOW_BACKEND_STORE_URI: "
-        "${{ secrets.MLFLOW_BACKEND_STORE_URI }}) and check that the repository or environment secret "
-        "exists: GitHub substitutes an empty string for a secret that is not defined."
-    )
 
 
 # --------------------------------------------------------------------------------------- kubeconfig

@@ -303,20 +303,64 @@ def test_secrets_input_errors_name_the_line(text: str, message: str) -> None:
         gha.parse_secrets_input(text)
 
 
-def test_secret_values_come_from_the_environment_and_missing_ones_are_listed() -> None:
-    spec = gha.parse_secrets_input(MLFLOW_SECRETS)
+ONE_STAGE_YAML = """\
+version: "1.1"
+pipeline:
+  name: one-stage
+  docker_image: python:3.11-slim
+  DAG: train
+stages:
+  train:
+    executable_module_path: train.py
+    cpu_request: 0.25
+    memory_request_mb: 100
+    batch:
+      max_completion_time_seconds: 60
+      retries: 0
+logging:
+  log_level: INFO
+"""
+
+
+def test_the_action_names_unset_and_empty_secret_variables_but_never_a_value(tmp_path: Path) -> None:
+    # The path the action really takes: the ``secrets`` input → secret_groups.build_secret_supply.
+    from bodywork_action import action
+
+    workspace = tmp_path / "repo"
+    workspace.mkdir()
+    (workspace / "bodywork.yaml").write_text(ONE_STAGE_YAML)
+    (workspace / "train.py").write_text("print('training')\n")
+    output_path, summary_path = tmp_path / "output", tmp_path / "summary"
+    multiline_value = "s3://bucket/canary-root\nsecond canary line"
     environ = {
+        "GITHUB_WORKSPACE": str(workspace),
+        "GITHUB_OUTPUT": str(output_path),
+        "GITHUB_STEP_SUMMARY": str(summary_path),
+        "GITHUB_REPOSITORY": "owner/repo",
+        "GITHUB_SHA": "0" * 40,
+        "INPUT_SECRETS": MLFLOW_SECRETS,
         "MLFLOW_BACKEND_STORE_URI": "postgresql://u:canary-pw@db/mlflow",
-        "MLFLOW_DEFAULT_ARTIFACT_ROOT": "s3://bucket/\nsecond line",
+        "MLFLOW_DEFAULT_ARTIFACT_ROOT": multiline_value,
         "AWS_ACCESS_KEY_ID": "",  # an undefined repository secret arrives as ""
     }
-    resolved = gha.resolve_secret_values(spec, environ)
-    config = resolved.values["mlflow-config"]
-    assert config["MLFLOW_DEFAULT_ARTIFACT_ROOT"].reveal() == "s3://bucket/\nsecond line"
-    assert resolved.missing_env_vars == ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
-    assert "canary-pw" not in repr(resolved)
-    message = gha.format_missing_secrets_message(resolved.missing_env_vars)
-    assert "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY" in message
+    stdout = io.StringIO()
+
+    assert action.run_action(environ, stdout=stdout) == 2
+
+    log = stdout.getvalue()
+    outputs = parse_output_file(output_path.read_text())
+    step_summary = summary_path.read_text()
+    (annotation,) = [line for line in log.splitlines() if line.startswith("::error")]
+    assert "empty: AWS_ACCESS_KEY_ID" in annotation  # GitHub's "" for an undefined secret is not a value
+    for where in (annotation, outputs["summary"], step_summary.replace("\\_", "_")):
+        assert "AWS_ACCESS_KEY_ID" in where  # empty
+        assert "AWS_SECRET_ACCESS_KEY" in where and "AWS_DEFAULT_REGION" in where  # unset
+        assert "MLFLOW_BACKEND_STORE_URI" not in where  # supplied
+    canaries = ("canary-pw", "canary-root", "second canary line")
+    leaks = [line for line in log.splitlines() if any(c in line for c in canaries)]
+    assert leaks and all(line.startswith("::add-mask::") for line in leaks)
+    for text in (output_path.read_text(), step_summary):
+        assert not any(c in text for c in canaries)
 
 
 # --------------------------------------------------------------------------------------- kubeconfig
