@@ -8,6 +8,7 @@ events, and the summary says what was trimmed.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Sequence
@@ -320,16 +321,10 @@ def render_summary(
     max_bytes: int = SUMMARY_MAX_BYTES,
 ) -> str:
     """The deployment summary, at most ``max_bytes`` of UTF-8: log tails shrink first, then events."""
+    # Only the trimming changes between attempts.
+    render = functools.partial(_render_deployment, result, pipeline=pipeline, links=links, redactor=redactor)
     tail_lines, max_events = LOG_TAIL_LINES, MAX_EVENTS_PER_STAGE
-    document = _render_deployment(
-        result,
-        pipeline=pipeline,
-        links=links,
-        redactor=redactor,
-        tail_lines=tail_lines,
-        max_events=max_events,
-        trimmed_note="",
-    )
+    document = render(tail_lines=tail_lines, max_events=max_events, trimmed_note="")
     while not _fits(document, max_bytes) and (tail_lines > 0 or max_events > 0):
         if tail_lines > 0:
             tail_lines //= 2
@@ -343,15 +338,7 @@ def render_summary(
         if max_events < MAX_EVENTS_PER_STAGE:
             what += f" and events to {max_events} per stage" if max_events else " and events were left out"
         note = f"{what} to keep this summary under GitHub's 1 MiB limit; the step log has everything."
-        document = _render_deployment(
-            result,
-            pipeline=pipeline,
-            links=links,
-            redactor=redactor,
-            tail_lines=tail_lines,
-            max_events=max_events,
-            trimmed_note=note,
-        )
+        document = render(tail_lines=tail_lines, max_events=max_events, trimmed_note=note)
     if not _fits(document, max_bytes):
         document = _cut_to_bytes(
             document,
