@@ -16,7 +16,6 @@ from bodywork_action.errors import InputError, MissingSecrets, SecretKeyRef
 from bodywork_action.model import Stage
 from bodywork_action.redact import Redactor, SecretValue
 
-_SECRET_NAME = re.compile(r"^[a-zA-Z0-9-.]+$")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -46,26 +45,6 @@ class LocalSecretsMissing(MissingSecrets):
             f"{len(self.missing)} secret key(s) given with --secret have no value: {listed}; export "
             "them or put KEY=VALUE lines in the --env-file. Nothing was started.",
         )
-
-
-def parse_secret_specs(specs: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """``["cfg=A,B", "aws=C"]`` → ``{"cfg": ("A", "B"), "aws": ("C",)}``; a repeated name merges."""
-    parsed: dict[str, tuple[str, ...]] = {}
-    for spec in specs:
-        name, sep, keys_text = spec.partition("=")
-        name = name.strip()
-        keys = tuple(k.strip() for k in keys_text.split(",") if k.strip())
-        if not sep or not name or not keys:
-            raise InputError(
-                f"--secret {spec!r}: expected NAME=KEY1,KEY2 (e.g. mlflow-config=MLFLOW_TRACKING_URI)"
-            )
-        if not _SECRET_NAME.match(name):
-            raise InputError(f"--secret {spec!r}: the secret name may hold only letters, digits, '-' and '.'")
-        bad = [k for k in keys if not _ENV_KEY.match(k)]
-        if bad:
-            raise InputError(f"--secret {spec!r}: {', '.join(bad)} is not an environment variable name")
-        parsed[name] = tuple(dict.fromkeys((*parsed.get(name, ()), *keys)))
-    return parsed
 
 
 def parse_env_file(text: str, *, file: str) -> dict[str, str]:

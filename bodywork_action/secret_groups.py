@@ -133,9 +133,13 @@ def build_secret_supply(
         if unset:
             parts.append("not set: " + ", ".join(unset))
         if empty:
-            parts.append("empty: " + ", ".join(empty) + " (is the repository secret defined?)")
+            parts.append("empty: " + ", ".join(empty))
+        example = (unset or empty)[0].split(" ")[0]
         raise InputError(
-            "secret values are read from environment variables of the same name; " + "; ".join(parts)
+            "secret values are read from environment variables of the same name; "
+            + "; ".join(parts)
+            + f". In a workflow, map each in the step's env ({example}: ${{{{ secrets.{example} }}}}); "
+            "GitHub passes an empty string for a secret that is not defined"
         )
     return SecretSupply(group=group, secrets=tuple(secrets))
 

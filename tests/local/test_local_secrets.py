@@ -10,7 +10,6 @@ from bodywork_action.local_secrets import (
     build_secret_store,
     build_stage_environ,
     parse_env_file,
-    parse_secret_specs,
 )
 from bodywork_action.results import DeploymentStatus
 from tests.local.conftest import Project, batch, free_port, record_of, standard_pipeline
@@ -18,19 +17,6 @@ from tests.local.conftest import Project, batch, free_port, record_of, standard_
 TOKEN = "tok-3f9a-canary-value"  # long enough to be redacted
 PASSWORD = "pw-81c2-canary-value"
 UNUSED = "unused-77d1-canary-value"
-
-
-def test_secret_specs_map_names_to_keys_and_repeats_merge() -> None:
-    assert parse_secret_specs(["creds=A,B", "other=C", "creds=B,D"]) == {
-        "creds": ("A", "B", "D"),
-        "other": ("C",),
-    }
-
-
-@pytest.mark.parametrize("spec", ["creds", "creds=", "=A", "cr eds=A", "creds=A,1B"])
-def test_a_malformed_secret_spec_is_an_input_error(spec: str) -> None:
-    with pytest.raises(InputError, match="--secret"):
-        parse_secret_specs([spec])
 
 
 def test_env_file_lines_comments_quotes_and_export() -> None:
