@@ -189,7 +189,7 @@ def build_cluster_error(
 ) -> ClusterError:
     """Our error for a failed request; the API's text only if the body is a Status, and shortened."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
-    api_message, reason = "", ""
+    api_message, reason, causes = "", "", set()
     try:
         decoded = json.loads(text) if text else None
     except ValueError:
@@ -197,6 +197,8 @@ def build_cluster_error(
     if isinstance(decoded, dict) and decoded.get("kind") == "Status":
         api_message = str(decoded.get("message") or "")[:STATUS_TEXT_MAX_CHARS]
         reason = str(decoded.get("reason") or "")
+        status_details = decoded.get("details") if isinstance(decoded.get("details"), dict) else {}
+        causes = {str(c.get("reason")) for c in status_details.get("causes") or [] if isinstance(c, dict)}
     target = kind.resource + (f" {name!r}" if name else "")
     where = f" in namespace {namespace!r}" if namespace and kind.namespaced else ""
     details = {
@@ -211,6 +213,14 @@ def build_cluster_error(
             f"unauthorized (401): the cluster{_at(server)} rejected the credentials while trying to {verb} "
             f"{target}{where}; check the kubeconfig's user (token or certificate expired?)",
             reason=reason or "Unauthorized",
+            **details,
+        )
+    if status == 403 and "NamespaceTerminating" in causes:
+        # Not a permission problem: the namespace is being deleted and refuses new objects.
+        return ClusterError(
+            f"namespace {namespace!r} is being deleted, so the cluster refused to {verb} {target} in it; "
+            "wait until it is gone, then deploy again",
+            reason="NamespaceTerminating",
             **details,
         )
     if status == 403:

@@ -264,6 +264,12 @@ def test_deploying_right_after_delete_waits_for_the_terminating_namespace(
         try:
             with pytest.raises(ClusterError, match="still being deleted after 1s; nothing was applied"):
                 wait_for_namespace_deletion(cluster, name, cancel=threading.Event(), timeout_seconds=1)
+            # Creating in it anyway is refused; the error says why (it used to blame RBAC).
+            with pytest.raises(ClusterError) as refused:
+                cluster.create_object(
+                    {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "late", "namespace": name}}
+                )
+            assert refused.value.reason == "NamespaceTerminating", refused.value
         finally:
             cluster.close()
 

@@ -70,6 +70,23 @@ def test_forbidden_names_verb_resource_and_namespace_and_quotes_only_a_status() 
     assert isinstance(build_cluster_error(409, "", verb="create", kind=JOB), ClusterConflict)
 
 
+def test_a_terminating_namespace_is_not_reported_as_missing_permission() -> None:
+    # What kube-apiserver's NamespaceLifecycle admission answers (seen on the real control plane).
+    status = json.dumps(
+        {
+            "kind": "Status",
+            "reason": "Forbidden",
+            "message": 'jobs.batch "train-1" is forbidden: unable to create new content in namespace ml '
+            "because it is being terminated",
+            "details": {"causes": [{"reason": "NamespaceTerminating", "field": "metadata.namespace"}]},
+        }
+    )
+    error = build_cluster_error(403, status, verb="create", kind=JOB, name="train-1", namespace="ml")
+    assert not isinstance(error, ClusterAuthError)
+    assert error.reason == "NamespaceTerminating"
+    assert "namespace 'ml' is being deleted" in str(error) and "RBAC" not in str(error)
+
+
 def test_kubeconfig_is_resolved_like_kubectl(tmp_path: Path) -> None:
     default = tmp_path / ".kube" / "config"
     assert (
