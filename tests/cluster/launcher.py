@@ -41,6 +41,7 @@ STAGES_FILE = HERE / "stages.yaml"
 SERVICE_CIDR = "10.0.0.0/24"
 # Pod IPs that kwok hands out: loopback too, so no address in any object points off the machine.
 POD_CIDR = "127.1.0.0/16"
+NODE_LEASE_SECONDS = 40  # as a kubelet: renewed every 10 s, the node controller allows 50 s
 NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 # Env vars stripped from the components' environment (loopback is never proxied, but be explicit).
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
@@ -399,6 +400,10 @@ class ControlPlane:
                 f"--tls-cert-file={pki.serving_cert}",
                 f"--tls-private-key-file={pki.serving_key}",
                 f"--cidr={POD_CIDR}",
+                # kwok renews each node's Lease; the heartbeat stage only refreshes node status every
+                # ~10 min, so without leases the node controller marks the nodes NotReady ~50 s after
+                # start, and every pod on them Ready=False.
+                f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
             ],
         )
         self._wait("kube-controller-manager", lambda: self._http_ok(f"https://127.0.0.1:{kcm_port}/healthz"))

@@ -65,6 +65,30 @@ def test_version_reports_the_built_release(api: client.ApiClient) -> None:
     assert (info.major, info.minor) == ("1", "37")
 
 
+def test_every_fake_node_renews_its_lease(api: client.ApiClient, control_plane: ControlPlane) -> None:
+    """Without leases the node controller marks kwok's nodes NotReady ~50 s after start (their status
+    heartbeat is every ~10 min), and with them every pod Ready=False: later tests would see phantom
+    outages."""
+    leases = client.CoordinationV1Api(api)
+
+    def renewed_twice() -> dict[str, str] | None:
+        times = {
+            n: leases.read_namespaced_lease(n, "kube-node-lease").spec.renew_time
+            for n in control_plane.node_names
+        }
+        return times if all(times.values()) else None
+
+    first = wait_for(renewed_twice, 30, "a lease for every node")
+    wait_for(
+        lambda: all(
+            leases.read_namespaced_lease(n, "kube-node-lease").spec.renew_time > first[n]
+            for n in control_plane.node_names
+        ),
+        30,
+        "every node lease renewed",
+    )
+
+
 def test_job_completes_via_real_job_controller(api: client.ApiClient, cp_namespace: str) -> None:
     batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
     batch.create_namespaced_job(cp_namespace, job_manifest("ok"))
