@@ -978,6 +978,7 @@ def _dry_run(
         commit=context.commit,
         target=f"cluster {cluster.server} (dry run)",
         message=note,
+        dry_run=True,
     )
 
 

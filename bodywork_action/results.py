@@ -98,6 +98,7 @@ class DeploymentResult:
     commit: str = ""
     target: str = ""  # "cluster <server>" or "local"
     message: str = ""  # one line: why it failed, or what was left behind
+    dry_run: bool = False  # every object was sent with dryRun=All; no stage ran
 
     @property
     def duration_seconds(self) -> float:
@@ -131,6 +132,11 @@ class DeploymentResult:
         return {r.stage: r.url for r in self.stages if r.kind is StageKind.SERVICE and r.url}
 
     def one_line(self) -> str:
+        if self.dry_run:
+            rejected = [r.stage for r in self.failed_stages]
+            line = f"{self.pipeline}: dry run {self.status.value} in {self.duration_seconds:.1f}s "
+            line += f"(nothing applied, namespace {self.namespace})"
+            return line + (f"; rejected: {', '.join(rejected)}" if rejected else "")
         done = sum(1 for r in self.stages if r.status is StageStatus.SUCCEEDED and not r.run_on_failure)
         total = sum(1 for r in self.stages if not r.run_on_failure)
         line = (
@@ -149,5 +155,6 @@ class DeploymentResult:
             "status": self.status.value,
             "commit": self.commit,
             "duration_seconds": round(self.duration_seconds, 3),
+            "dry_run": self.dry_run,
             "stages": [r.to_json() for r in self.stages],
         }

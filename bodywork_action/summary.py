@@ -252,7 +252,8 @@ def _render_deployment(
     icon = DEPLOYMENT_ICONS[result.status]
     pipeline_name = redactor.redact(result.pipeline)
     commit = redactor.redact(result.commit)
-    parts = [f"## {icon} Bodywork deployment of {format_code_span(pipeline_name)} {result.status.value}", ""]
+    what = "dry run" if result.dry_run else "deployment"
+    parts = [f"## {icon} Bodywork {what} of {format_code_span(pipeline_name)} {result.status.value}", ""]
     rows = ["| | |", "|---|---|", f"| Pipeline | {format_code_span(pipeline_name)} |"]
     if links.repository:
         rows.append(f"| Repository | {_link(escape_markdown(links.repository), links.repository_url)} |")

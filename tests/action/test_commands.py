@@ -62,6 +62,8 @@ def test_dry_run_creates_nothing(
     assert fake_cluster.get("Namespace", "two-stage") is None
     assert pipeline_objects(fake_cluster) == {kind: [] for kind in KINDS}
     assert "dry run: nothing was created" in run.stdout  # said in the log, not only in the summary
+    assert "two-stage: dry run succeeded in" in run.stdout and "stages succeeded" not in run.stdout
+    assert "Bodywork dry run of `two-stage` succeeded" in run.summary
     # Whatever was sent as a create was sent as a server-side dry run.
     for request in fake_cluster.requests.filter(verb="create"):
         assert "dryRun=All" in request.query, request

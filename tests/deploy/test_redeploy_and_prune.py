@@ -71,8 +71,9 @@ def test_dry_run_sends_every_object_with_dry_run_and_creates_nothing(
 ) -> None:
     result = deploy(four_stage_pipeline(), dry_run=True)
 
-    assert result.succeeded
+    assert result.succeeded and result.dry_run
     assert "nothing was created" in result.message
+    assert result.one_line().startswith("demo: dry run succeeded in ")
     assert fake_cluster.get("Namespace", "demo", None) is None
     writes = [r for r in fake_cluster.requests if r.verb in ("create", "update", "patch", "delete")]
     assert writes and all("dryRun=All" in r.query for r in writes)
