@@ -284,3 +284,33 @@ def test_deploying_right_after_delete_waits_for_the_terminating_namespace(
     assert waited == [f"namespace {name} is being deleted; waiting for it to go before deploying"]
     assert result.succeeded, result.one_line()
     assert deploy.read("Namespace", name, "").metadata.deletion_timestamp is None
+
+
+def test_scheduled_redeploys_restart_services_keep_three_jobs_and_prune_removed_stages(
+    deploy: RealClusterDeployer,
+) -> None:
+    name = unique_name()
+    full = pipeline("train >> serve,extra", batch("train"), service("serve"), service("extra"), name=name)
+    first = deploy(full, deployment_id="run-0")
+    assert first.succeeded, first.one_line()
+    serve_uid = deploy.read("Deployment", "serve", name).metadata.uid
+
+    for run in range(1, 5):  # the same commit again, as a cron redeploy does
+        result = deploy(full, deployment_id=f"run-{run}")
+        assert result.succeeded, result.one_line()
+
+    serve = deploy.read("Deployment", "serve", name)
+    assert serve.metadata.uid == serve_uid, "rolled, not re-created"
+    assert serve.spec.template.metadata.annotations[TOKEN] == "run-4"
+    assert ready_tokens(deploy, name, "serve") == {"run-4"}  # the real controller finished the restart
+    kept = {j.metadata.annotations["bodywork.dev/deployment-id"] for j in deploy.jobs(name)}
+    assert kept == {"run-2", "run-3", "run-4"}
+
+    smaller = pipeline("train >> serve", batch("train"), service("serve"), name=name)
+    result = deploy(smaller, deployment_id="run-5")
+
+    assert result.succeeded, result.one_line()
+    assert "Deployment/extra" in result.message
+    with pytest.raises(client.ApiException) as gone:
+        deploy.read("Deployment", "extra", name)
+    assert gone.value.status == 404
