@@ -26,6 +26,7 @@ from bodywork_action import render
 from bodywork_action.cluster import ClusterError, KubeTarget, connect_cluster
 from bodywork_action.config import load_pipeline
 from bodywork_action.deploy import delete_pipeline, deploy_pipeline, read_status, wait_for_namespace_deletion
+from bodywork_action.errors import Interrupted
 from bodywork_action.executor import Progress, ProgressKind
 from bodywork_action.model import Pipeline
 from bodywork_action.results import DeploymentResult, StageStatus
@@ -272,6 +273,19 @@ def test_deploying_right_after_delete_waits_for_the_terminating_namespace(
             assert refused.value.reason == "NamespaceTerminating", refused.value
         finally:
             cluster.close()
+
+        # Ctrl+C while waiting: stops at once, says nothing was applied.
+        cancel = threading.Event()
+
+        def cancel_when_waiting(progress: Progress) -> None:
+            if progress.kind is ProgressKind.WAITING:
+                cancel.set()
+
+        with pytest.raises(Interrupted, match="nothing was applied"):
+            deploy(p, deployment_id="run-cancelled", report=cancel_when_waiting, cancel=cancel)
+        assert not any(
+            j.metadata.annotations["bodywork.dev/deployment-id"] == "run-cancelled" for j in deploy.jobs(name)
+        )
 
         def release_when_waiting(progress: Progress) -> None:
             if progress.kind is ProgressKind.WAITING:
