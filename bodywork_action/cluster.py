@@ -189,7 +189,8 @@ def build_cluster_error(
 ) -> ClusterError:
     """Our error for a failed request; the API's text only if the body is a Status, and shortened."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
-    api_message, reason, causes = "", "", set()
+    api_message, reason = "", ""
+    causes: set[str] = set()
     try:
         decoded = json.loads(text) if text else None
     except ValueError:
@@ -197,8 +198,13 @@ def build_cluster_error(
     if isinstance(decoded, dict) and decoded.get("kind") == "Status":
         api_message = str(decoded.get("message") or "")[:STATUS_TEXT_MAX_CHARS]
         reason = str(decoded.get("reason") or "")
-        status_details = decoded.get("details") if isinstance(decoded.get("details"), dict) else {}
-        causes = {str(c.get("reason")) for c in status_details.get("causes") or [] if isinstance(c, dict)}
+        status_details = decoded.get("details")
+        listed = status_details.get("causes") if isinstance(status_details, dict) else None
+        causes = (
+            {str(c.get("reason")) for c in listed if isinstance(c, dict)}
+            if isinstance(listed, list)
+            else set()
+        )
     target = kind.resource + (f" {name!r}" if name else "")
     where = f" in namespace {namespace!r}" if namespace and kind.namespaced else ""
     details = {
@@ -218,7 +224,8 @@ def build_cluster_error(
     if status == 403 and "NamespaceTerminating" in causes:
         # Not a permission problem: the namespace is being deleted and refuses new objects.
         return ClusterError(
-            f"namespace {namespace!r} is being deleted, so the cluster refused to {verb} {target} in it; "
+            f"{f'namespace {namespace!r}' if namespace else 'the namespace'} is being deleted, so the "
+            f"cluster refused to {verb} {target} in it; "
             "wait until it is gone, then deploy again",
             reason="NamespaceTerminating",
             **details,

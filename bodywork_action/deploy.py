@@ -41,13 +41,7 @@ from bodywork_action.cluster import (
     connect_cluster,
     kind_of,
 )
-from bodywork_action.errors import (
-    ClusterAuthError,
-    ClusterConflict,
-    ClusterUnreachable,
-    Interrupted,
-    MissingSecrets,
-)
+from bodywork_action.errors import ClusterAuthError, ClusterConflict, ClusterUnreachable, MissingSecrets
 from bodywork_action.executor import Progress, ProgressKind, execute
 from bodywork_action.model import DeployContext, Pipeline, Stage, StageKind
 from bodywork_action.redact import Redactor
@@ -88,6 +82,7 @@ PRUNABLE_KINDS = (DEPLOYMENT, SERVICE, INGRESS, JOB)
 # A namespace still being deleted (e.g. `delete` just before a redeploy) refuses new objects; we wait
 # for it to go, up to this long, before applying anything.
 NAMESPACE_TERMINATING_WAIT_SECONDS = 300
+NAMESPACE_POLL_SECONDS = 2.0  # only without list/watch permission on namespaces
 
 
 def _ignore(_: Progress) -> None:
@@ -796,7 +791,10 @@ def run_deployment(
     namespace = render.target_namespace(pipeline, context)
     objects = render.render_objects(pipeline, context, config_dir=config_dir)
     namespace_object = cluster.read_object(NAMESPACE, namespace)
-    if namespace_object is not None and is_terminating(namespace_object) and not dry_run:
+    # A namespace still being deleted (`delete` just before this run) refuses new objects: a deploy
+    # waits for it to go; a dry run checks what it can and says a deploy would wait.
+    terminating = namespace_object is not None and is_terminating(namespace_object)
+    if terminating and not dry_run:
         report(
             Progress(
                 ProgressKind.WAITING,
@@ -805,7 +803,19 @@ def run_deployment(
                 detail=f"namespace {namespace} is being deleted; waiting for it to go before deploying",
             )
         )
-        wait_for_namespace_deletion(cluster, namespace, cancel=cancel)
+        if not wait_for_namespace_deletion(cluster, namespace, cancel=cancel):
+            return _cancelled_before_anything_applied(
+                pipeline,
+                namespace,
+                context,
+                f"cluster {cluster.server}",
+                started,
+                clock(),
+                f"cancelled while waiting for namespace {namespace} to finish deleting; nothing was applied",
+            )
+        namespace_object = cluster.read_object(NAMESPACE, namespace)  # someone may have re-created it
+        terminating = False
+    if terminating:
         namespace_object = None
     prepared = prepare_secrets(
         cluster, pipeline, namespace, secrets, namespace_exists=namespace_object is not None
@@ -813,7 +823,16 @@ def run_deployment(
     redactor = Redactor(secrets.all_values())
     if dry_run:
         return _dry_run(
-            cluster, pipeline, context, objects, prepared, namespace_object, started, clock, redactor
+            cluster,
+            pipeline,
+            context,
+            objects,
+            prepared,
+            namespace_object,
+            started,
+            clock,
+            redactor,
+            namespace_terminating=terminating,
         )
 
     if namespace_object is None:
@@ -857,18 +876,29 @@ def wait_for_namespace_deletion(
     *,
     cancel: threading.Event,
     timeout_seconds: float = NAMESPACE_TERMINATING_WAIT_SECONDS,
-) -> None:
-    """Return once ``namespace`` is gone; nothing has been applied when this raises."""
-    watch = cluster.watch_objects(NAMESPACE, field_selector=f"metadata.name={namespace}")
+) -> bool:
+    """Wait until ``namespace`` is gone (or was re-created by someone else): True; False if cancelled.
+
+    Raises ``ClusterError`` if it is still terminating after ``timeout_seconds``. Nothing has been
+    applied when this returns False or raises.
+    """
 
     def decide(caches: Caches) -> Verdict:
-        return Verdict(Phase.SUCCEEDED) if not caches["namespace"] else Verdict(Phase.RUNNING)
+        current = caches["namespace"].get(namespace)
+        done = current is None or not is_terminating(current)
+        return Verdict(Phase.SUCCEEDED) if done else Verdict(Phase.RUNNING)
 
-    verdict = wait_for_verdict({"namespace": watch}, decide, cancel=cancel, deadline_seconds=timeout_seconds)
-    if verdict is None:
-        raise Interrupted(
-            f"interrupted while waiting for namespace {namespace} to finish deleting; nothing was applied"
+    try:
+        watch = cluster.watch_objects(NAMESPACE, field_selector=f"metadata.name={namespace}")
+        verdict = wait_for_verdict(
+            {"namespace": watch}, decide, cancel=cancel, deadline_seconds=timeout_seconds
         )
+    except ClusterAuthError:
+        # Deploying needs only get/create on namespaces; a user without list/watch still gets the
+        # wait, by reading the namespace now and then (cancel-aware).
+        verdict = _poll_namespace_deletion(cluster, namespace, decide, cancel, timeout_seconds)
+    if verdict is None:
+        return False
     if verdict.phase is Phase.FAILED:
         raise ClusterError(
             f"namespace {namespace} is still being deleted after {timeout_seconds:.0f}s; nothing was "
@@ -878,6 +908,53 @@ def wait_for_namespace_deletion(
             resource="namespaces",
             name=namespace,
         )
+    return True
+
+
+def _poll_namespace_deletion(
+    cluster: Cluster,
+    namespace: str,
+    decide: Callable[[Caches], Verdict],
+    cancel: threading.Event,
+    timeout_seconds: float,
+) -> Verdict | None:
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        current = cluster.read_object(NAMESPACE, namespace)
+        verdict = decide({"namespace": {namespace: current} if current is not None else {}})
+        if verdict.done:
+            return verdict
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return Verdict(Phase.FAILED, "Timeout")
+        if cancel.wait(min(NAMESPACE_POLL_SECONDS, remaining)):
+            return None
+
+
+def _cancelled_before_anything_applied(
+    pipeline: Pipeline,
+    namespace: str,
+    context: DeployContext,
+    target: str,
+    started: float,
+    finished: float,
+    message: str,
+) -> DeploymentResult:
+    return DeploymentResult(
+        pipeline=pipeline.name,
+        namespace=namespace,
+        steps=pipeline.steps,
+        stages=tuple(
+            StageResult(stage=stage.name, kind=stage.kind, status=StageStatus.PENDING)
+            for stage in pipeline.dag_stages
+        ),
+        status=DeploymentStatus.CANCELLED,
+        started_at=started,
+        finished_at=finished,
+        commit=context.commit,
+        target=target,
+        message=message,
+    )
 
 
 def build_namespace_manifest(rendered: Mapping[str, Any], pipeline: Pipeline) -> Obj:
@@ -904,11 +981,14 @@ def _dry_run(
     started: float,
     clock: Callable[[], float],
     redactor: Redactor,
+    *,
+    namespace_terminating: bool = False,
 ) -> DeploymentResult:
     """Send every object with dryRun=All: the API server validates and admits it, nothing is stored.
 
-    Objects of a namespace that does not exist yet can only be checked once it does; the API
-    server answers 404 for them, which is reported as "not validated", not as a failure.
+    Objects of a namespace that does not exist yet (or is being deleted) can only be checked once it
+    does; the API server refuses them (404, or 403 NamespaceTerminating), which is reported as "not
+    checked", not as a failure.
     """
     namespace = render.target_namespace(pipeline, context)
     observed = (
@@ -917,7 +997,7 @@ def _dry_run(
         else ObservedObjects()
     )
     unchecked = 0
-    if namespace_object is None:
+    if namespace_object is None and not namespace_terminating:
         cluster.create_object(build_namespace_manifest(objects[0], pipeline), dry_run=True)
 
     def send(manifest: Obj, existing: Obj | None) -> bool:
@@ -928,7 +1008,8 @@ def _dry_run(
             else:
                 cluster.replace_object(build_replacement(manifest, existing), dry_run=True)
         except ClusterError as exc:
-            if exc.status == 404 and namespace_object is None:
+            refused_for_namespace = exc.status == 404 or exc.reason == "NamespaceTerminating"
+            if refused_for_namespace and namespace_object is None:
                 unchecked += 1
                 return True
             raise
@@ -966,7 +1047,15 @@ def _dry_run(
                 )
             )
     note = f"dry run: nothing was created ({len(objects)} objects sent with dryRun=All"
-    note += f"; {unchecked} could not be checked until namespace {namespace} exists)" if unchecked else ")"
+    if namespace_terminating:
+        note += (
+            f"; {unchecked} could not be checked: namespace {namespace} is being deleted, and a deploy "
+            "would first wait for it to go)"
+        )
+    elif unchecked:
+        note += f"; {unchecked} could not be checked until namespace {namespace} exists)"
+    else:
+        note += ")"
     return DeploymentResult(
         pipeline=pipeline.name,
         namespace=namespace,

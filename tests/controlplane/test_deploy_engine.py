@@ -13,9 +13,11 @@ the service proxy are not exercised here (the local runner and the fake's kubele
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +28,9 @@ from bodywork_action import render
 from bodywork_action.cluster import ClusterError, KubeTarget, connect_cluster
 from bodywork_action.config import load_pipeline
 from bodywork_action.deploy import delete_pipeline, deploy_pipeline, read_status, wait_for_namespace_deletion
-from bodywork_action.errors import Interrupted
 from bodywork_action.executor import Progress, ProgressKind
 from bodywork_action.model import Pipeline
-from bodywork_action.results import DeploymentResult, StageStatus
+from bodywork_action.results import DeploymentResult, DeploymentStatus, StageStatus
 from tests.cluster.behaviours import apply_behaviour
 from tests.cluster.launcher import ControlPlane
 from tests.deploy.conftest import batch, context, mlflow_secret_supply, pipeline, service
@@ -79,11 +80,14 @@ class RealClusterDeployer:
         self.control_plane = control_plane
         self.behaviours = behaviours
         self.target = KubeTarget(kubeconfig=str(control_plane.kubeconfig_path))
-        self.deployed: list[Pipeline] = []
+        self.deployed: list[tuple[Pipeline, str]] = []
 
-    def __call__(self, p: Pipeline, *, deployment_id: str = "run-1", **kwargs: Any) -> DeploymentResult:
-        self.deployed.append(p)
-        return deploy_pipeline(p, context(deployment_id), target=self.target, environ={}, **kwargs)
+    def __call__(
+        self, p: Pipeline, *, deployment_id: str = "run-1", namespace: str = "", **kwargs: Any
+    ) -> DeploymentResult:
+        self.deployed.append((p, namespace))
+        deploy_context = replace(context(deployment_id), namespace=namespace)
+        return deploy_pipeline(p, deploy_context, target=self.target, environ={}, **kwargs)
 
     def read(self, kind: str, name: str, namespace: str) -> Any:
         with self.control_plane.api_client() as api:
@@ -117,8 +121,11 @@ def behaviours(monkeypatch: pytest.MonkeyPatch) -> Behaviours:
 def deploy(control_plane: ControlPlane, behaviours: Behaviours) -> Iterator[RealClusterDeployer]:
     deployer = RealClusterDeployer(control_plane, behaviours)
     yield deployer
-    for p in deployer.deployed:  # leave the shared control plane as we found it
-        delete_pipeline(p, target=deployer.target, environ={})
+    # Leave the shared control plane as we found it: nothing deployed, no scripted pod logs.
+    for index, (p, namespace) in enumerate(deployer.deployed):
+        if (p, namespace) not in deployer.deployed[:index]:
+            delete_pipeline(p, target=deployer.target, namespace=namespace, environ={})
+    control_plane.set_pod_logs([])
 
 
 def ready_tokens(deployer: RealClusterDeployer, namespace: str, stage: str) -> set[str]:
@@ -227,8 +234,8 @@ def test_a_new_service_that_cannot_start_fails_fast_with_the_reason_and_is_remov
 
 def test_mlflow_example_with_secrets_then_delete_removes_everything(deploy: RealClusterDeployer) -> None:
     example = load_pipeline(REPO_ROOT / "bodywork.yaml")
-    namespace = example.namespace or example.name
-    result = deploy(example, secrets=mlflow_secret_supply())
+    namespace = unique_name()  # not the example's own: a rerun in this session must not wait for it
+    result = deploy(example, secrets=mlflow_secret_supply(), namespace=namespace)
 
     assert result.succeeded, result.one_line()
     assert result.stage("server").url == f"http://server.{namespace}.svc.cluster.local:5000"
@@ -238,7 +245,7 @@ def test_mlflow_example_with_secrets_then_delete_removes_everything(deploy: Real
     )
     assert "s3cret-password" not in repr(result)
 
-    deleted = delete_pipeline(example, target=deploy.target, environ={})
+    deleted = delete_pipeline(example, target=deploy.target, namespace=namespace, environ={})
     assert deleted.namespace_deleted and "Deployment/server" in deleted.deleted
     try:
         terminating = deploy.read("Namespace", namespace, "").metadata.deletion_timestamp is not None
@@ -259,45 +266,61 @@ def test_deploying_right_after_delete_waits_for_the_terminating_namespace(
     with control_plane.api_client() as api:
         core = client.CoreV1Api(api)
         core.create_namespaced_config_map(name, hold)
-        assert delete_pipeline(p, target=deploy.target, environ={}).namespace_deleted
 
-        cluster = connect_cluster(deploy.target, environ={})
+        def release() -> None:
+            core.patch_namespaced_config_map("held", name, {"metadata": {"finalizers": None}})
+
         try:
-            with pytest.raises(ClusterError, match="still being deleted after 1s; nothing was applied"):
-                wait_for_namespace_deletion(cluster, name, cancel=threading.Event(), timeout_seconds=1)
-            # Creating in it anyway is refused; the error says why (it used to blame RBAC).
-            with pytest.raises(ClusterError) as refused:
-                cluster.create_object(
-                    {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "late", "namespace": name}}
-                )
-            assert refused.value.reason == "NamespaceTerminating", refused.value
+            assert delete_pipeline(p, target=deploy.target, environ={}).namespace_deleted
+            check_a_terminating_namespace(deploy, p, name)
+            waited: list[str] = []
+
+            def release_when_waiting(progress: Progress) -> None:
+                if progress.kind is ProgressKind.WAITING:
+                    waited.append(progress.detail)
+                    release()
+
+            result = deploy(p, deployment_id="run-2", report=release_when_waiting)
         finally:
-            cluster.close()
-
-        # Ctrl+C while waiting: stops at once, says nothing was applied.
-        cancel = threading.Event()
-
-        def cancel_when_waiting(progress: Progress) -> None:
-            if progress.kind is ProgressKind.WAITING:
-                cancel.set()
-
-        with pytest.raises(Interrupted, match="nothing was applied"):
-            deploy(p, deployment_id="run-cancelled", report=cancel_when_waiting, cancel=cancel)
-        assert not any(
-            j.metadata.annotations["bodywork.dev/deployment-id"] == "run-cancelled" for j in deploy.jobs(name)
-        )
-
-        def release_when_waiting(progress: Progress) -> None:
-            if progress.kind is ProgressKind.WAITING:
-                waited.append(progress.detail)
-                core.patch_namespaced_config_map("held", name, {"metadata": {"finalizers": None}})
-
-        waited: list[str] = []
-        result = deploy(p, deployment_id="run-2", report=release_when_waiting)
+            with contextlib.suppress(client.ApiException):  # already released, or already gone
+                release()
 
     assert waited == [f"namespace {name} is being deleted; waiting for it to go before deploying"]
     assert result.succeeded, result.one_line()
     assert deploy.read("Namespace", name, "").metadata.deletion_timestamp is None
+
+
+def check_a_terminating_namespace(deploy: RealClusterDeployer, p: Pipeline, name: str) -> None:
+    """While the namespace is held Terminating: timeout, a direct create, a dry run, Ctrl+C."""
+    cluster = connect_cluster(deploy.target, environ={})
+    try:
+        with pytest.raises(ClusterError, match="still being deleted after 1s; nothing was applied"):
+            wait_for_namespace_deletion(cluster, name, cancel=threading.Event(), timeout_seconds=1)
+        # Creating in it anyway is refused; the error says why (it used to blame RBAC).
+        with pytest.raises(ClusterError) as refused:
+            cluster.create_object(
+                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x", "namespace": name}}
+            )
+        assert refused.value.reason == "NamespaceTerminating", refused.value
+    finally:
+        cluster.close()
+
+    # A dry run checks what it can and says a deploy would wait (it used to report every stage failed).
+    dry = deploy(p, deployment_id="run-dry", dry_run=True)
+    assert dry.succeeded, dry.one_line()
+    assert "is being deleted, and a deploy would first wait for it to go" in dry.message
+
+    # Ctrl+C while waiting: stops at once, a cancelled result, nothing applied.
+    cancel = threading.Event()
+
+    def cancel_when_waiting(progress: Progress) -> None:
+        if progress.kind is ProgressKind.WAITING:
+            cancel.set()
+
+    cancelled = deploy(p, deployment_id="run-cancelled", report=cancel_when_waiting, cancel=cancel)
+    assert cancelled.status is DeploymentStatus.CANCELLED
+    assert "nothing was applied" in cancelled.message
+    assert {r.status for r in cancelled.stages} == {StageStatus.PENDING}
 
 
 def test_scheduled_redeploys_restart_services_keep_three_jobs_and_prune_removed_stages(

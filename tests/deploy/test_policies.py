@@ -85,6 +85,9 @@ def test_a_terminating_namespace_is_not_reported_as_missing_permission() -> None
     assert not isinstance(error, ClusterAuthError)
     assert error.reason == "NamespaceTerminating"
     assert "namespace 'ml' is being deleted" in str(error) and "RBAC" not in str(error)
+    for odd in ({"causes": 5}, {"causes": [5, None]}, 7):  # malformed bodies never crash the report
+        body = json.dumps({"kind": "Status", "reason": "Forbidden", "details": odd})
+        assert isinstance(build_cluster_error(403, body, verb="create", kind=JOB), ClusterAuthError)
 
 
 def test_kubeconfig_is_resolved_like_kubectl(tmp_path: Path) -> None:
