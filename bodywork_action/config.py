@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from bodywork_action.dag import k8s_name, parse_dag
-from bodywork_action.errors import ConfigInvalid, ConfigProblem, Severity
+from bodywork_action.errors import ConfigInvalid, ConfigProblem, Severity, visible
 from bodywork_action.model import (
     SCHEMA_VERSION,
     BatchSettings,
@@ -112,14 +112,20 @@ def format_path(path: Path_) -> str:
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif _PLAIN_KEY.fullmatch(part):
+        elif part.isprintable() and _PLAIN_KEY.fullmatch(part):
             text += f".{part}" if text else part
-        else:  # a key with dots, spaces or brackets would make the path ambiguous
-            text += f"[{json.dumps(part, ensure_ascii=False)}]"
+        else:  # dots, spaces, brackets, quotes or invisible characters would make the path ambiguous
+            text += _quote_key(part)
     return text
 
 
-_PLAIN_KEY = re.compile(r'[^\s.\[\]"]+')
+def _quote_key(key: str) -> str:
+    """``["a.b"]``: backslash and quote escaped, invisible characters escaped as Python's repr does."""
+    escaped = key.replace("\\", "\\\\").replace('"', '\\"')
+    return f'["{visible(escaped)}"]'
+
+
+_PLAIN_KEY = re.compile(r'[^\s.\[\]"\\]+')
 
 
 class _Problems:

@@ -51,12 +51,8 @@ def visible(text: str) -> str:
     """
     if text.isprintable():
         return text
-    return "".join(ch if ch.isprintable() else _escape_char(ch) for ch in text)
-
-
-def _escape_char(ch: str) -> str:
-    code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    # repr() of one character is its escape (\\t, \\x1e, \\u2028), the form messages show with !r.
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 class BodyworkActionError(Exception):

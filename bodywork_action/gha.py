@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from bodywork_action.errors import ConfigProblem, InputError, Severity
+from bodywork_action.errors import ConfigProblem, InputError, Severity, visible
 from bodywork_action.redact import Redactor, SecretValue
 
 # GitHub rejects a step summary over 1 MiB (the upload fails with an annotation).
@@ -252,7 +252,7 @@ class ActionLog:
                 where = f"{problem.path}: " if problem.path else ""
                 self.annotate(
                     level,
-                    f"{where}{problem.message}",
+                    visible(f"{where}{problem.message}"),  # a raw U+2028 or ESC from a key stays inert
                     file=problem.file,
                     line=problem.line,
                     col=problem.column,

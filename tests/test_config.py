@@ -412,10 +412,22 @@ def test_keys_with_control_characters_stay_on_one_escaped_line(key: str) -> None
     assert key.encode("unicode_escape").decode().lower() in line.lower()
 
 
-def test_keys_with_dots_get_an_unambiguous_path() -> None:
-    text = edit("    cpu_request: 1\n", '    cpu_request: 1\n    "a.b": 1\n')
+@pytest.mark.parametrize(
+    "yaml_key, path",
+    [
+        ('"a.b"', 'stages.train["a.b"]'),
+        ('"a b"', 'stages.train["a b"]'),
+        ("'\\x7f'", 'stages.train["\\\\x7f"]'),  # single-quoted YAML: four characters, backslash escaped
+        ('"\\x7f"', 'stages.train["\\x7f"]'),  # a YAML escape: the one invisible character DEL
+        ("'q\"uote'", 'stages.train["q\\"uote"]'),
+        ('"x\u202eevil"', 'stages.train["x\\u202eevil"]'),  # right-to-left override, shown escaped
+    ],
+)
+def test_keys_that_are_not_plain_get_an_unambiguous_quoted_path(yaml_key: str, path: str) -> None:
+    text = edit("    cpu_request: 1\n", f"    cpu_request: 1\n    {yaml_key}: 1\n")
     (warning,) = validate_config(text.encode()).warnings
-    assert warning.path == 'stages.train["a.b"]'
+    assert warning.path == path
+    assert warning.format().isprintable()
 
 
 def test_duplicate_stage_key_is_a_warning_naming_it() -> None:

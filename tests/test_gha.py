@@ -199,6 +199,19 @@ def test_at_most_ten_annotations_per_kind_then_a_count_line() -> None:
     assert lines[-1].startswith("3 more problems not annotated")
 
 
+def test_annotations_of_keys_with_invisible_characters_stay_one_inert_line() -> None:
+    stream = io.StringIO()
+    key = "evil\u2028\x1b[31m"
+    problem = ConfigProblem(
+        "bodywork.yaml", 4, 1, f'stages["{key}"]', f"unknown key {key!r}", Severity.WARNING
+    )
+    gha.ActionLog(stream).annotate_problems([problem])
+    (line,) = stream.getvalue().splitlines()
+    assert line.startswith("::warning file=bodywork.yaml,line=4,col=1::")
+    assert "\x1b" not in line and "\u2028" not in line
+    assert "evil\\u2028\\x1b[31m" in line
+
+
 def test_ten_problems_need_no_count_line() -> None:
     stream = io.StringIO()
     gha.ActionLog(stream).annotate_problems([_problem(i) for i in range(1, 11)])
