@@ -212,14 +212,17 @@ def _run(environ: Mapping[str, str], run: _Run) -> int:
         ),
         pipeline=pipeline,
     )
-    for line in report.format_result_lines(result):
-        log.info(line)
+    outcome, *notes = report.format_result_lines(result)
+    if result.succeeded:
+        log.info(outcome)
+    else:  # the annotation is itself a log line: the outcome is printed once
+        log.annotate("error", outcome, title="bodywork deploy failed")
+    for note in notes:
+        log.info(note)
     details = report.format_failure_details(result)
     if details:
         with log.group("why it failed"), log.untrusted_text():
             log.info(details)
-    if not result.succeeded:
-        log.annotate("error", result.one_line(), title="bodywork deploy failed")
     return result.exit_code
 
 

@@ -23,6 +23,7 @@ SECRET_SPEC_EXAMPLE = "--secret aws-credentials=AWS_ACCESS_KEY_ID,AWS_SECRET_ACC
 # Secret keys: alphanumerics, '-', '_' and '.' (Kubernetes' IsConfigMapKey), at most 253 characters.
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 _BODYWORK_NAME_RUNS = re.compile(r"[^a-zA-Z0-9.]+")
+_GITHUB_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -117,14 +118,17 @@ def build_secret_supply(
     secrets: list[SuppliedSecret] = []
     unset: list[str] = []
     empty: list[str] = []
+    missing_keys: list[str] = []
     for request in requests:
         values: dict[str, SecretValue] = {}
         for key in request.keys:
             value = environ.get(key)
             if value is None:
                 unset.append(f"{key} (for {request.name})")
+                missing_keys.append(key)
             elif value == "":
                 empty.append(f"{key} (for {request.name})")
+                missing_keys.append(key)
             else:
                 values[key] = SecretValue(value)
         secrets.append(SuppliedSecret(request.name, values))
@@ -134,7 +138,8 @@ def build_secret_supply(
             parts.append("not set: " + ", ".join(unset))
         if empty:
             parts.append("empty: " + ", ".join(empty))
-        example = (unset or empty)[0].split(" ")[0]
+        # GitHub secret names are letters, digits and underscores; a key like "tls.key" needs a mapping.
+        example = next((k for k in missing_keys if _GITHUB_SECRET_NAME.match(k)), "KEY")
         raise InputError(
             "secret values are read from environment variables of the same name; "
             + "; ".join(parts)
