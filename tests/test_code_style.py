@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
+import importlib.util
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,12 +14,29 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def ruff(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    executable = shutil.which("ruff")
-    if executable is None:
-        pytest.skip("ruff is not installed (pip install '.[test]' provides it)")
+    if importlib.util.find_spec("ruff") is None:
+        message = "ruff is not installed (pip install '.[test]' provides it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI installs the test extra: a missing linter is a broken run
+        pytest.skip(message)
     return subprocess.run(
-        [executable, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=120
+        [sys.executable, "-m", "ruff", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
+
+
+def test_ruff_reads_the_project_config_and_sees_the_code() -> None:
+    """Guards the checks below against passing vacuously (no files found, fixtures not excluded)."""
+    listed = ruff("check", "--no-cache", "--show-files", ".")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    files = {Path(line.strip()).resolve() for line in listed.stdout.splitlines() if line.strip()}
+    assert ROOT / "bodywork_action" / "deploy.py" in files
+    assert ROOT / "tests" / "deploy" / "conftest.py" in files
+    assert not any((ROOT / "tests" / "data") in f.parents for f in files), "fixtures are kept as shipped"
 
 
 def test_ruff_lint_is_clean() -> None:
@@ -31,7 +50,6 @@ def test_ruff_format_is_clean() -> None:
 
 
 def test_ruff_does_flag_bad_code(tmp_path: Path) -> None:
-    """Guards the checks above against passing vacuously (no files found, config not read)."""
     (tmp_path / "bad.py").write_text("import os\nx=1\n")
     assert ruff("check", "--no-cache", "--isolated", ".", cwd=tmp_path).returncode != 0
     assert ruff("format", "--no-cache", "--isolated", "--check", ".", cwd=tmp_path).returncode != 0

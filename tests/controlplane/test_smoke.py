@@ -71,14 +71,14 @@ def test_every_fake_node_renews_its_lease(api: client.ApiClient, control_plane: 
     outages."""
     leases = client.CoordinationV1Api(api)
 
-    def renewed_twice() -> dict[str, str] | None:
+    def first_renewals() -> dict[str, str] | None:
         times = {
             n: leases.read_namespaced_lease(n, "kube-node-lease").spec.renew_time
             for n in control_plane.node_names
         }
         return times if all(times.values()) else None
 
-    first = wait_for(renewed_twice, 30, "a lease for every node")
+    first = wait_for(first_renewals, 30, "a lease for every node")
     wait_for(
         lambda: all(
             leases.read_namespaced_lease(n, "kube-node-lease").spec.renew_time > first[n]
