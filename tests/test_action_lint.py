@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ACTION = ROOT / "action.yml"
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 EXAMPLES = sorted((ROOT / "examples" / "workflows").glob("*.yml"))
-YAML_FILES = [ACTION, *WORKFLOWS, *EXAMPLES, ROOT / ".yamllint.yaml"]
+YAML_FILES = [ACTION, *WORKFLOWS, *EXAMPLES, ROOT / ".yamllint.yaml", ROOT / "examples" / "rbac.yaml"]
 
 EXPECTED_INPUTS = {
     "kubeconfig", "context", "config", "command", "secrets", "secrets-group", "namespace",
