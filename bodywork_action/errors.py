@@ -145,7 +145,3 @@ class DeploymentFailed(BodyworkActionError):
     def __init__(self, result: DeploymentResult, message: str = "") -> None:
         self.result = result
         super().__init__(message or "deployment failed")
-
-
-class Interrupted(BodyworkActionError):
-    exit_code = EXIT_INTERRUPTED
