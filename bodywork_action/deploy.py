@@ -598,12 +598,18 @@ class ClusterBackend:
         """Related Events and the last lines of every container of the failed pods (init included)."""
         by_name = {_name(p): p for p in pods}
         problem = [by_name[n] for n in verdict.problem_pods if n in by_name][:LOG_PODS_MAX]
+        # Events and logs only explain a failure: a role without them (403) or an API hiccup must not
+        # stop the rollback that comes next. Only a cluster that is gone stops everything.
+        unavailable: tuple[EventRecord, ...] = ()
         try:
             listed = self.cluster.read_objects(EVENT, namespace=self.namespace).items
-        except (ClusterAuthError, ClusterUnreachable):
+        except ClusterUnreachable:
             raise
-        except ClusterError:
+        except ClusterError as exc:
             listed = ()
+            unavailable = (
+                EventRecord(reason="EventsUnavailable", message=self._clean(str(exc)), type="Warning"),
+            )
         related = [*owner_names, *by_name]
         owned_sets = [
             _name(o)
@@ -613,7 +619,7 @@ class ClusterBackend:
                 str((o.get("involvedObject") or {}).get("name", "")).startswith(f"{n}-") for n in owner_names
             )
         ]
-        events = tuple(
+        events = unavailable + tuple(
             replace(e, message=self._clean(e.message)) for e in select_events(listed, [*related, *owned_sets])
         )
         logs: dict[str, tuple[str, ...]] = {}
@@ -633,9 +639,9 @@ class ClusterBackend:
                     tail_lines=LOG_TAIL_LINES,
                     previous=attempt_previous,
                 )
-            except (ClusterAuthError, ClusterUnreachable):
+            except ClusterUnreachable:
                 raise
-            except ClusterError as exc:
+            except ClusterError as exc:  # forbidden (pods/log not granted), gone, not started yet
                 error = exc
         return [f"(logs unavailable: {error})"]
 
@@ -888,6 +894,7 @@ def wait_for_namespace_deletion(
         done = current is None or not is_terminating(current)
         return Verdict(Phase.SUCCEEDED) if done else Verdict(Phase.RUNNING)
 
+    verb = "watch"
     try:
         watch = cluster.watch_objects(NAMESPACE, field_selector=f"metadata.name={namespace}")
         verdict = wait_for_verdict(
@@ -896,6 +903,7 @@ def wait_for_namespace_deletion(
     except ClusterAuthError:
         # Deploying needs only get/create on namespaces; a user without list/watch still gets the
         # wait, by reading the namespace now and then (cancel-aware).
+        verb = "get"
         verdict = _poll_namespace_deletion(cluster, namespace, decide, cancel, timeout_seconds)
     if verdict is None:
         return False
@@ -904,7 +912,7 @@ def wait_for_namespace_deletion(
             f"namespace {namespace} is still being deleted after {timeout_seconds:.0f}s; nothing was "
             f"applied. See what holds it with `kubectl get namespace {namespace} -o yaml` (finalizers, "
             "conditions), then deploy again",
-            verb="watch",
+            verb=verb,
             resource="namespaces",
             name=namespace,
         )
@@ -945,7 +953,7 @@ def _cancelled_before_anything_applied(
         namespace=namespace,
         steps=pipeline.steps,
         stages=tuple(
-            StageResult(stage=stage.name, kind=stage.kind, status=StageStatus.PENDING)
+            StageResult(stage=stage.name, kind=stage.kind, status=StageStatus.CANCELLED)
             for stage in pipeline.dag_stages
         ),
         status=DeploymentStatus.CANCELLED,
