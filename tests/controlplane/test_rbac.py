@@ -50,7 +50,7 @@ def kubectl(control_plane: ControlPlane, *args: str, stdin: str = "") -> str:
     return done.stdout
 
 
-def can_i(target: KubeTarget, verb: str, resource: str) -> str:
+def can_i(target: KubeTarget, verb: str, resource: str, *extra: str) -> str:
     """`kubectl auth can-i` as the identity of ``target``'s kubeconfig ("yes" or "no")."""
     done = subprocess.run(
         [
@@ -60,6 +60,7 @@ def can_i(target: KubeTarget, verb: str, resource: str) -> str:
             "can-i",
             verb,
             resource,
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -73,19 +74,43 @@ def documented_rbac() -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(RBAC_FILE.read_text()) if doc]
 
 
-def without_namespace_watch(documents: list[dict[str, Any]], suffix: str) -> list[dict[str, Any]]:
-    """The same role, renamed, with list/watch on namespaces taken away."""
+def without(documents: list[dict[str, Any]], suffix: str, **dropped: list[str]) -> list[dict[str, Any]]:
+    """The same role and account, renamed with ``suffix``, minus the verbs in ``dropped``
+    (keyword = resource with "/" spelled "_", e.g. ``pods_log=["get"]``)."""
+    drop = {resource.replace("_", "/"): set(verbs) for resource, verbs in dropped.items()}
     changed = copy.deepcopy([d for d in documents if d["kind"] != "Namespace"])
     for doc in changed:
         doc["metadata"]["name"] += suffix
         if doc["kind"] == "ClusterRole":
             for rule in doc["rules"]:
-                if rule["resources"] == ["namespaces"]:
-                    rule["verbs"] = [v for v in rule["verbs"] if v not in ("list", "watch")]
+                (resource,) = rule["resources"]
+                rule["verbs"] = [v for v in rule["verbs"] if v not in drop.get(resource, set())]
+            doc["rules"] = [rule for rule in doc["rules"] if rule["verbs"]]
         if doc["kind"] == "ClusterRoleBinding":
             doc["roleRef"]["name"] += suffix
             doc["subjects"][0]["name"] += suffix
     return changed
+
+
+VARIANTS = {
+    "-nowatch": {"namespaces": ["list", "watch"]},
+    "-nodetails": {"pods_log": ["get"], "events": ["list"]},
+}
+
+# Every request the tool makes, by (resource[/subresource], API group): the role must grant exactly
+# these verbs (an unused permission is as much a defect in a documented role as a missing one).
+USED = {
+    ("namespaces", ""): {"get", "list", "watch", "create", "delete"},
+    ("secrets", ""): {"get", "list", "create", "update", "delete"},
+    ("jobs", "batch"): {"list", "watch", "create", "delete"},
+    ("pods", ""): {"list", "watch"},
+    ("pods/log", ""): {"get"},
+    ("events", ""): {"list"},
+    ("deployments", "apps"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("services", ""): {"get", "list", "create", "update", "delete"},
+    ("services/proxy", ""): {"get"},
+    ("ingresses", "networking.k8s.io"): {"get", "list", "create", "update", "delete"},
+}
 
 
 def target_for(control_plane: ControlPlane, documents: list[dict[str, Any]], tmp: Path) -> KubeTarget:
@@ -104,6 +129,22 @@ def target_for(control_plane: ControlPlane, documents: list[dict[str, Any]], tmp
 @pytest.fixture
 def documented_role(control_plane: ControlPlane, tmp_path: Path) -> KubeTarget:
     return target_for(control_plane, documented_rbac(), tmp_path)
+
+
+def test_the_documented_role_grants_exactly_what_the_tool_uses(documented_role: KubeTarget) -> None:
+    (role,) = [d for d in documented_rbac() if d["kind"] == "ClusterRole"]
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault((resource, group), set()).update(rule["verbs"])
+    assert granted == USED
+    for (resource, group), verbs in USED.items():
+        name, _, subresource = resource.partition("/")
+        qualified = f"{name}.{group}" if group else name
+        for verb in sorted(verbs):
+            extra = [f"--subresource={subresource}"] if subresource else []
+            assert can_i(documented_role, verb, qualified, *extra) == "yes", (verb, resource)
 
 
 @pytest.fixture
@@ -159,8 +200,11 @@ def test_the_documented_role_can_deploy_roll_back_report_and_delete(
 def test_without_list_and_watch_on_namespaces_the_wait_for_a_terminating_namespace_polls(
     control_plane: ControlPlane, documented_role: KubeTarget, tmp_path: Path
 ) -> None:
-    restricted = target_for(control_plane, without_namespace_watch(documented_rbac(), "-nowatch"), tmp_path)
-    assert can_i(restricted, "watch", "namespaces") == "no"  # so the wait below cannot watch
+    restricted = target_for(
+        control_plane, without(documented_rbac(), "-nowatch", **VARIANTS["-nowatch"]), tmp_path
+    )
+    assert can_i(restricted, "create", "jobs.batch") == "yes"  # the binding is in force...
+    assert can_i(restricted, "watch", "namespaces") == "no"  # ...and the wait below cannot watch
     name = unique_name()
     p = pipeline("prep", batch("prep"), name=name)
     assert deploy_pipeline(p, context("run-1"), target=restricted, environ={}).succeeded
@@ -196,8 +240,34 @@ def test_without_list_and_watch_on_namespaces_the_wait_for_a_terminating_namespa
 @pytest.fixture(autouse=True)
 def _no_leftover_roles(control_plane: ControlPlane) -> Iterator[None]:
     yield
+    # Roles, bindings and accounts go; the bodywork-system namespace stays, so the next test's apply
+    # never races it while it terminates.
     documents = documented_rbac()
-    leftovers = [
-        d for d in [*documents, *without_namespace_watch(documents, "-nowatch")] if d["kind"] != "Namespace"
-    ]
+    variants = [doc for suffix, dropped in VARIANTS.items() for doc in without(documents, suffix, **dropped)]
+    leftovers = [d for d in [*documents, *variants] if d["kind"] != "Namespace"]
     kubectl(control_plane, "delete", "--ignore-not-found", "-f", "-", stdin=yaml.safe_dump_all(leftovers))
+
+
+def test_a_role_without_logs_and_events_still_reports_the_failure_and_rolls_back(
+    control_plane: ControlPlane, behaviours: Behaviours, tmp_path: Path
+) -> None:
+    target = target_for(
+        control_plane, without(documented_rbac(), "-nodetails", **VARIANTS["-nodetails"]), tmp_path
+    )
+    assert can_i(target, "create", "deployments.apps") == "yes"
+    assert can_i(target, "list", "events") == "no"
+    name = unique_name()
+    p = pipeline("serve", service("serve"), name=name)
+    try:
+        assert deploy_pipeline(p, context("run-1"), target=target, environ={}).succeeded
+        behaviours.set("serve", "crashloop")
+        result = deploy_pipeline(p, context("run-2"), target=target, environ={})
+    finally:
+        delete_pipeline(p, target=target, environ={})
+
+    serve = result.stage("serve")
+    assert (serve.status, serve.reason, serve.rolled_back) == (StageStatus.FAILED, "CrashLoopBackOff", True)
+    assert [e.reason for e in serve.events] == ["EventsUnavailable"]
+    assert serve.logs and all(
+        lines[0].startswith("(logs unavailable: forbidden") for lines in serve.logs.values()
+    )
