@@ -216,7 +216,8 @@ def _run(environ: Mapping[str, str], run: _Run) -> int:
     if result.succeeded:
         log.info(outcome)
     else:  # the annotation is itself a log line: the outcome is printed once
-        log.annotate("error", outcome, title="bodywork deploy failed")
+        what = "dry run" if result.dry_run else "deploy"
+        log.annotate("error", outcome, title=f"bodywork {what} {result.status.value}")
     for note in notes:
         log.info(note)
     details = report.format_failure_details(result)

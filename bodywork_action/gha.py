@@ -252,7 +252,9 @@ class ActionLog:
                 where = f"{problem.path}: " if problem.path else ""
                 self.annotate(
                     level,
-                    visible(f"{where}{problem.message}"),  # a raw U+2028 or ESC from a key stays inert
+                    # Redacted before escaping (an escaped secret would no longer match), then
+                    # escaped so a raw U+2028 or ESC from a key stays inert.
+                    visible(self.redactor.redact(f"{where}{problem.message}")),
                     file=problem.file,
                     line=problem.line,
                     col=problem.column,

@@ -23,7 +23,6 @@ SECRET_SPEC_EXAMPLE = "--secret aws-credentials=AWS_ACCESS_KEY_ID,AWS_SECRET_ACC
 # Secret keys: alphanumerics, '-', '_' and '.' (Kubernetes' IsConfigMapKey), at most 253 characters.
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 _BODYWORK_NAME_RUNS = re.compile(r"[^a-zA-Z0-9.]+")
-_GITHUB_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -138,15 +137,24 @@ def build_secret_supply(
             parts.append("not set: " + ", ".join(unset))
         if empty:
             parts.append("empty: " + ", ".join(empty))
-        # GitHub secret names are letters, digits and underscores; a key like "tls.key" needs a mapping.
-        example = next((k for k in missing_keys if _GITHUB_SECRET_NAME.match(k)), "KEY")
+        example = missing_keys[0]
         raise InputError(
             "secret values are read from environment variables of the same name; "
             + "; ".join(parts)
-            + f". In a workflow, map each in the step's env ({example}: ${{{{ secrets.{example} }}}}); "
+            + f". In a workflow, map each in the step's env ({example}: "
+            f"${{{{ secrets.{github_secret_name(example)} }}}}); "
             "GitHub passes an empty string for a secret that is not defined"
         )
     return SecretSupply(group=group, secrets=tuple(secrets))
+
+
+def github_secret_name(key: str) -> str:
+    """A repository-secret name that could hold ``key``'s value: GitHub allows letters, digits and
+    underscores, not a leading digit nor the ``GITHUB_`` prefix (``tls.key`` → ``TLS_KEY``)."""
+    name = re.sub(r"\W", "_", key, flags=re.ASCII).upper()
+    if name[:1].isdigit() or name.startswith("GITHUB_"):
+        name = f"SECRET_{name}"
+    return name
 
 
 def build_needed_keys(pipeline: Pipeline) -> tuple[SecretKeyRef, ...]:

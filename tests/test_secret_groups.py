@@ -14,6 +14,7 @@ from bodywork_action.secret_groups import (
     build_secret_plan,
     build_secret_supply,
     build_store_secret_name,
+    github_secret_name,
     parse_secret_request,
     parse_secret_requests,
 )
@@ -92,6 +93,20 @@ def test_unset_and_empty_variables_are_listed_by_name_never_by_value() -> None:
     assert "not set: B (for s)" in message
     assert "empty: A (for s)" in message
     assert "visible-value" not in message
+
+
+def test_the_missing_value_hint_maps_the_key_to_a_name_github_allows() -> None:
+    with pytest.raises(InputError) as caught:
+        build_secret_supply([SecretRequest("web-tls", ("tls.key",))], {})
+    assert "(tls.key: ${{ secrets.TLS_KEY }})" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "key, name",
+    [("MLFLOW_URI", "MLFLOW_URI"), ("tls.key", "TLS_KEY"), ("a-b", "A_B"), ("GITHUB_X", "SECRET_GITHUB_X")],
+)
+def test_github_secret_names(key: str, name: str) -> None:
+    assert github_secret_name(key) == name
 
 
 def test_secret_value_never_shows_in_repr_or_str() -> None:
