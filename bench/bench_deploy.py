@@ -25,9 +25,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bodywork_action.cluster import KubeTarget
-from bodywork_action.deploy import deploy_pipeline
 from bodywork_action.executor import Progress, ProgressKind
+from bodywork_action.kube.client import KubeTarget
+from bodywork_action.kube.deploy import deploy_pipeline
 from bodywork_action.model import (
     BatchSettings,
     DeployContext,
@@ -37,7 +37,7 @@ from bodywork_action.model import (
     Stage,
     StageName,
 )
-from tests.fake_k8s.cluster import FakeCluster
+from testing.fake_k8s.cluster import FakeCluster
 
 WALL_RATIO_TARGET = 1.05
 DETECTION_TARGET_SECONDS = 0.100

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from bodywork_action import config, gha, report, secret_groups, summary
+from bodywork_action import config, report, secret_groups, summary
 from bodywork_action.errors import (
     EXIT_INTERRUPTED,
     EXIT_INVALID_INPUT,
@@ -26,6 +26,7 @@ from bodywork_action.errors import (
     InputError,
 )
 from bodywork_action.executor import Progress, ProgressKind
+from bodywork_action.github import workflow as gha
 from bodywork_action.model import DEFAULT_GIT_SYNC_IMAGE, DeployContext, Pipeline, StageKind
 from bodywork_action.results import DeploymentResult
 
@@ -146,8 +147,8 @@ def _run(environ: Mapping[str, str], run: _Run) -> int:
         run.outputs["summary"] = f"{pipeline.name}: plan of {len(pipeline.dag_stages)} stages in {namespace}"
         return EXIT_OK
 
-    from bodywork_action import deploy
-    from bodywork_action.cluster import KubeTarget
+    from bodywork_action.kube import deploy
+    from bodywork_action.kube.client import KubeTarget
 
     private_kubeconfig = (
         gha.write_private_kubeconfig(kubeconfig_yaml, environ)

@@ -26,8 +26,8 @@ from bodywork_action.errors import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from bodywork_action.cluster import KubeTarget
     from bodywork_action.executor import Progress
+    from bodywork_action.kube.client import KubeTarget
     from bodywork_action.results import DeploymentResult
 
 EXIT_BUG = 3
@@ -93,7 +93,7 @@ def _print_result(result: DeploymentResult, io: Streams) -> None:
 
 
 def _kube_target(args: argparse.Namespace) -> KubeTarget:
-    from bodywork_action.cluster import KubeTarget
+    from bodywork_action.kube.client import KubeTarget
 
     return KubeTarget(kubeconfig=args.kubeconfig or "", context=args.context or "")
 
@@ -102,8 +102,9 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
     import signal
     import threading
 
-    from bodywork_action import config, deploy, options, report, secret_groups
+    from bodywork_action import config, options, report, secret_groups
     from bodywork_action.context import build_context
+    from bodywork_action.kube import deploy
 
     pipeline = config.load_pipeline(Path(args.file), strict=args.strict, check_files=args.check_files)
     context = build_context(args, io.environ)
@@ -164,7 +165,8 @@ def _config_dir(args: argparse.Namespace) -> str:
 def cmd_status(args: argparse.Namespace, io: Streams) -> int:
     import json
 
-    from bodywork_action import config, deploy
+    from bodywork_action import config
+    from bodywork_action.kube import deploy
 
     pipeline = config.load_pipeline(Path(args.file), strict=args.strict)
     state = deploy.read_status(
@@ -179,7 +181,8 @@ def cmd_status(args: argparse.Namespace, io: Streams) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, io: Streams) -> int:
-    from bodywork_action import config, deploy
+    from bodywork_action import config
+    from bodywork_action.kube import deploy
 
     pipeline = config.load_pipeline(Path(args.file), strict=args.strict)
     outcome = deploy.delete_pipeline(
@@ -202,7 +205,8 @@ def cmd_delete(args: argparse.Namespace, io: Streams) -> int:
 
 
 def cmd_run(args: argparse.Namespace, io: Streams) -> int:
-    from bodywork_action import config, local, options, secret_groups
+    from bodywork_action import config, options, secret_groups
+    from bodywork_action.local import runner as local
 
     if not args.local:
         raise InputError("`run` runs the pipeline on this machine: add --local (use `deploy` for a cluster)")
@@ -226,7 +230,7 @@ def cmd_run(args: argparse.Namespace, io: Streams) -> int:
 
 
 def cmd_stop(args: argparse.Namespace, io: Streams) -> int:
-    from bodywork_action import local
+    from bodywork_action.local import runner as local
 
     if not args.local:
         raise InputError("`stop` stops services of `run --local --detach`: add --local")

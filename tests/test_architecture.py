@@ -23,7 +23,7 @@ CORE_MODULES = [
     "bodywork_action.redact",
     "bodywork_action.render",
     "bodywork_action.summary",
-    "bodywork_action.status",
+    "bodywork_action.verdicts",
     "bodywork_action.secret_groups",
 ]
 IO_MODULES = {"kubernetes", "requests", "urllib3", "subprocess", "socket", "http.client"}

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bodywork_action import gha
 from bodywork_action.errors import ConfigProblem, InputError, Severity
+from bodywork_action.github import workflow as gha
 from bodywork_action.redact import SecretValue
 
 CANARY_TOKEN = "canary-token-7f3a9c1e5b"

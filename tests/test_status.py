@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bodywork_action.status import (
+from bodywork_action.verdicts import (
     Phase,
     classify_deployment,
     classify_job,

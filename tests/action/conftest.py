@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_k8s.fixtures import fake_cluster, fake_cluster_https  # noqa: F401
+from testing.fake_k8s.fixtures import fake_cluster, fake_cluster_https  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = REPO_ROOT / "entrypoint.py"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from testing.fake_k8s import Scenario
+from testing.fake_k8s.cluster import FakeCluster
 from tests.action.conftest import (
     MLFLOW_SECRET_ENV,
     MLFLOW_SECRETS_INPUT,
@@ -14,8 +16,6 @@ from tests.action.conftest import (
     Runner,
     encode_base64,
 )
-from tests.fake_k8s import Scenario
-from tests.fake_k8s.cluster import FakeCluster
 
 NAME_LABEL = "app.kubernetes.io/name"
 MLFLOW_URL = "http://server.bodywork-mlflow.svc.cluster.local:5000"

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from testing.cluster.launcher import ControlPlane
 from tests.action.conftest import (  # noqa: F401  (fixtures)
     MLFLOW_SECRET_ENV,
     MLFLOW_SECRETS_INPUT,
@@ -26,7 +27,6 @@ from tests.action.conftest import (  # noqa: F401  (fixtures)
     run_action,
     workspace,
 )
-from tests.cluster.launcher import ControlPlane
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 

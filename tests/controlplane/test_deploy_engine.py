@@ -7,7 +7,7 @@ controllers write (Job ``Complete``/``Failed`` with ``BackoffLimitExceeded`` aft
 Deployment availability, ``FailedScheduling`` from the real scheduler); the watches we rely on
 (resourceVersion resume, bookmarks) are the apiserver's; rollback leaves the real ReplicaSet of the
 previous revision serving. What it does not prove: no container runs (kwok writes pod status from
-the label the test sets, see tests/cluster/stages.yaml), so the stage's code, git-sync, probes and
+the label the test sets, see testing/cluster/stages.yaml), so the stage's code, git-sync, probes and
 the service proxy are not exercised here (the local runner and the fake's kubelet cover those).
 """
 
@@ -25,14 +25,19 @@ import pytest
 from kubernetes import client
 
 from bodywork_action import render
-from bodywork_action.cluster import ClusterError, KubeTarget, connect_cluster
 from bodywork_action.config import load_pipeline
-from bodywork_action.deploy import delete_pipeline, deploy_pipeline, read_status, wait_for_namespace_deletion
 from bodywork_action.executor import Progress, ProgressKind
+from bodywork_action.kube.client import ClusterError, KubeTarget, connect_cluster
+from bodywork_action.kube.deploy import (
+    delete_pipeline,
+    deploy_pipeline,
+    read_status,
+    wait_for_namespace_deletion,
+)
 from bodywork_action.model import Pipeline
 from bodywork_action.results import DeploymentResult, DeploymentStatus, StageStatus
-from tests.cluster.behaviours import apply_behaviour
-from tests.cluster.launcher import ControlPlane
+from testing.cluster.behaviours import apply_behaviour
+from testing.cluster.launcher import ControlPlane
 from tests.deploy.conftest import batch, context, mlflow_secret_supply, pipeline, service
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]

@@ -20,11 +20,11 @@ import pytest
 import yaml
 from kubernetes import client
 
-from bodywork_action.cluster import KubeTarget
-from bodywork_action.deploy import delete_pipeline, deploy_pipeline, read_status
 from bodywork_action.executor import Progress, ProgressKind
+from bodywork_action.kube.client import KubeTarget
+from bodywork_action.kube.deploy import delete_pipeline, deploy_pipeline, read_status
 from bodywork_action.results import StageStatus
-from tests.cluster.launcher import ControlPlane
+from testing.cluster.launcher import ControlPlane
 from tests.controlplane.test_deploy_engine import Behaviours, unique_name
 from tests.deploy.conftest import batch, context, mlflow_secret_supply, pipeline, service
 

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 import pytest
 from kubernetes import client, watch
 
-from tests.cluster.behaviours import LABEL
-from tests.cluster.launcher import ControlPlane
+from testing.cluster.behaviours import LABEL
+from testing.cluster.launcher import ControlPlane
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.cluster.behaviours import BEHAVIOURS, LABEL, UNSCHEDULABLE_NODE_LABEL, apply_behaviour
-from tests.cluster.launcher import STAGES_FILE
+from testing.cluster.behaviours import BEHAVIOURS, LABEL, UNSCHEDULABLE_NODE_LABEL, apply_behaviour
+from testing.cluster.launcher import STAGES_FILE
 
 
 def _stages() -> list[dict]:

@@ -1,4 +1,4 @@
-"""Deploy tests: the real `kubernetes` client over HTTP to the fake API server (tests/fake_k8s)."""
+"""Deploy tests: the real `kubernetes` client over HTTP to the fake API server (testing/fake_k8s)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from bodywork_action.cluster import KubeTarget
-from bodywork_action.deploy import deploy_pipeline
 from bodywork_action.executor import Progress
+from bodywork_action.kube.client import KubeTarget
+from bodywork_action.kube.deploy import deploy_pipeline
 from bodywork_action.model import (
     BatchSettings,
     DeployContext,
@@ -24,8 +24,8 @@ from bodywork_action.model import (
 )
 from bodywork_action.results import DeploymentResult
 from bodywork_action.secret_groups import SecretRequest, SecretSupply, build_secret_supply
-from tests.fake_k8s.cluster import FakeCluster
-from tests.fake_k8s.fixtures import fake_cluster  # noqa: F401
+from testing.fake_k8s.cluster import FakeCluster
+from testing.fake_k8s.fixtures import fake_cluster  # noqa: F401
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bodywork_action.results import StageStatus
+from testing.fake_k8s.cluster import FakeCluster
 from tests.deploy.conftest import NAME_LABEL, Deployer, batch, names, pipeline, service
-from tests.fake_k8s.cluster import FakeCluster
 
 
 def test_batch_stage_failing_twice_then_succeeding_uses_its_two_retries(

@@ -8,6 +8,7 @@ from pathlib import Path
 from bodywork_action.config import load_pipeline
 from bodywork_action.executor import ProgressKind
 from bodywork_action.results import StageStatus
+from testing.fake_k8s.cluster import FakeCluster
 from tests.deploy.conftest import (
     NAME_LABEL,
     REPO_ROOT,
@@ -16,7 +17,6 @@ from tests.deploy.conftest import (
     mlflow_secret_supply,
     names,
 )
-from tests.fake_k8s.cluster import FakeCluster
 
 
 def test_four_stage_dag_runs_steps_in_order_and_stages_of_a_step_together(

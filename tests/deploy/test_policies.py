@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bodywork_action.cluster import (
+from bodywork_action.errors import ClusterAuthError, ClusterConflict, InputError
+from bodywork_action.kube.client import (
     JOB,
     Failure,
     KubeTarget,
@@ -18,10 +19,9 @@ from bodywork_action.cluster import (
     decide_watch_reconnect,
     resolve_kubeconfig_source,
 )
-from bodywork_action.deploy import build_prune_plan, build_replacement, select_log_containers
-from bodywork_action.errors import ClusterAuthError, ClusterConflict, InputError
+from bodywork_action.kube.deploy import build_prune_plan, build_replacement, select_log_containers
+from testing.fake_k8s.cluster import FakeCluster
 from tests.deploy.conftest import Deployer, four_stage_pipeline
-from tests.fake_k8s.cluster import FakeCluster
 
 OURS = {"app.kubernetes.io/managed-by": "bodywork-action", "app.kubernetes.io/part-of": "demo"}
 

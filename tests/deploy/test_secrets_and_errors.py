@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bodywork_action.cluster import KubeTarget
-from bodywork_action.deploy import deploy_pipeline
 from bodywork_action.errors import (
     ClusterAuthError,
     ClusterUnreachable,
@@ -18,9 +16,11 @@ from bodywork_action.errors import (
     MissingSecrets,
     SecretKeyRef,
 )
+from bodywork_action.kube.client import KubeTarget
+from bodywork_action.kube.deploy import deploy_pipeline
 from bodywork_action.secret_groups import SecretRequest, build_secret_supply
+from testing.fake_k8s.cluster import FakeCluster
 from tests.deploy.conftest import Deployer, batch, context, pipeline, service
-from tests.fake_k8s.cluster import FakeCluster
 
 NEEDS_SECRETS = pipeline(
     "train >> serve",

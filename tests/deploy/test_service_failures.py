@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bodywork_action.results import StageStatus
+from testing.fake_k8s.cluster import FakeCluster
+from testing.fake_k8s.controllers import is_ready
 from tests.deploy.conftest import Deployer, batch, names, pipeline, service
-from tests.fake_k8s.cluster import FakeCluster
-from tests.fake_k8s.controllers import is_ready
 
 TOKEN = "bodywork.dev/restart-token"
 

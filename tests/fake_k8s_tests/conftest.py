@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from kubernetes import client, config
 
-from tests.fake_k8s.fixtures import fake_cluster, fake_cluster_https  # noqa: F401
+from testing.fake_k8s.fixtures import fake_cluster, fake_cluster_https  # noqa: F401
 
 
 def _apis(kubeconfig: str) -> Iterator[SimpleNamespace]:

@@ -7,7 +7,7 @@ import time
 import pytest
 from kubernetes.client import ApiException
 
-from tests.fake_k8s import FakeCluster, Scenario
+from testing.fake_k8s import FakeCluster, Scenario
 
 from .helpers import cond, deployment, job, service
 

@@ -93,7 +93,7 @@ def test_kubectl_against_standalone_server(tmp_path):
         [
             sys.executable,
             "-m",
-            "tests.fake_k8s",
+            "testing.fake_k8s",
             "--kubeconfig",
             str(kubeconfig),
             "--https",

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from bodywork_action.dag import k8s_name
-from bodywork_action.local import run_local
+from bodywork_action.local.runner import run_local
 from bodywork_action.model import BatchSettings, Pipeline, SecretEnv, ServiceSettings, Stage, StageName
 from bodywork_action.results import DeploymentResult
 
@@ -178,7 +178,7 @@ def project(tmp_path: Path) -> Iterator[Project]:
         environ={**os.environ, "BW_TEST_OUT": str(out_dir)},
     )
     # A test that failed half-way may have left a detached service: stop it.
-    from bodywork_action.local import stop_local
+    from bodywork_action.local.runner import stop_local
 
     stop_local(root, out=io.StringIO())
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bodywork_action.config import load_pipeline
-from bodywork_action.local import LocalRunInvalid
+from bodywork_action.local.runner import LocalRunInvalid
 from bodywork_action.results import DeploymentStatus
 from tests.local.conftest import PIPELINE_DIR, Project, read_records
 

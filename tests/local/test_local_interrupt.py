@@ -19,7 +19,7 @@ RUNNER = textwrap.dedent(
     import sys
     from pathlib import Path
 
-    from bodywork_action.local import run_local
+    from bodywork_action.local.runner import run_local
     from tests.local.conftest import batch, build_pipeline, service
 
     root, port = Path(sys.argv[1]), int(sys.argv[2])

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from bodywork_action.config import load_pipeline
-from bodywork_action.local import run_local, stop_local
+from bodywork_action.local.runner import run_local, stop_local
 from bodywork_action.model import ServiceSettings
 from bodywork_action.results import DeploymentStatus
 from tests.local.conftest import free_port, is_gone

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bodywork_action.errors import InputError
-from bodywork_action.local_secrets import (
+from bodywork_action.local.secrets import (
     LocalSecretsMissing,
     build_secret_store,
     build_stage_environ,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bodywork_action.local import PortInUse, stop_local
+from bodywork_action.local.runner import PortInUse, stop_local
 from bodywork_action.results import DeploymentStatus, StageStatus
 from tests.local.conftest import (
     Project,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bodywork_action.local_env import (
+from bodywork_action.local.venvs import (
     MARKER_NAME,
     EnvBuildFailed,
     build_env_key,

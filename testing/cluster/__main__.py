@@ -1,4 +1,4 @@
-"""python -m tests.cluster {build | up --kubeconfig PATH [--nodes N] [--keep]}"""
+"""python -m testing.cluster {build | up --kubeconfig PATH [--nodes N] [--keep]}"""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
-from tests.cluster.binaries import BuildFailed, BuildUnavailable, ensure_binaries
-from tests.cluster.launcher import ControlPlaneError, start_control_plane
+from testing.cluster.binaries import BuildFailed, BuildUnavailable, ensure_binaries
+from testing.cluster.launcher import ControlPlaneError, start_control_plane
 
 
 def _say(msg: str) -> None:
@@ -17,7 +17,7 @@ def _say(msg: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.cluster", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m testing.cluster", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("build", help="build the binaries into the cache (no-op when current)")
     up = sub.add_parser("up", help="start a control plane and keep it running until Ctrl-C / SIGTERM")

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bodywork_action import render
-from bodywork_action.cluster import (
+from bodywork_action.errors import ClusterAuthError, ClusterConflict, ClusterUnreachable, MissingSecrets
+from bodywork_action.executor import Progress, ProgressKind, execute
+from bodywork_action.kube.client import (
     DEPLOYMENT,
     EVENT,
     INGRESS,
@@ -41,8 +43,6 @@ from bodywork_action.cluster import (
     connect_cluster,
     kind_of,
 )
-from bodywork_action.errors import ClusterAuthError, ClusterConflict, ClusterUnreachable, MissingSecrets
-from bodywork_action.executor import Progress, ProgressKind, execute
 from bodywork_action.model import DeployContext, Pipeline, Stage, StageKind
 from bodywork_action.redact import Redactor
 from bodywork_action.results import (
@@ -59,7 +59,7 @@ from bodywork_action.secret_groups import (
     build_secret_plan,
     build_store_secret_name,
 )
-from bodywork_action.status import Phase, Verdict, classify_deployment, classify_job, select_events
+from bodywork_action.verdicts import Phase, Verdict, classify_deployment, classify_job, select_events
 
 Obj = dict[str, Any]
 Reporter = Callable[[Progress], None]

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.cluster.behaviours import apply_behaviour, behaviour_fields
+from testing.cluster.behaviours import apply_behaviour, behaviour_fields
 
 HERE = Path(__file__).resolve().parent
 STAGES_FILE = HERE / "stages.yaml"

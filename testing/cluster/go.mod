@@ -1,6 +1,6 @@
 // Tools module for the real-control-plane test tier. Only go.mod/go.sum are committed: build.sh
 // builds the binaries into a cache outside the repository. Regenerate with regen-go-mod.sh.
-module bodywork-action/tests/cluster
+module bodywork-action/testing/cluster
 
 go 1.26.0
 

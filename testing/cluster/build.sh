@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build the real-control-plane test tier's binaries from Go modules, into a cache outside the repository.
 #
-#   tests/cluster/build.sh            # build if needed, print the binary directory on the last line
-#   tests/cluster/build.sh --print    # only print the binary directory (exit 1 if not built)
+#   testing/cluster/build.sh            # build if needed, print the binary directory on the last line
+#   testing/cluster/build.sh --print    # only print the binary directory (exit 1 if not built)
 #
 # What it builds (versions come from go.mod in this directory; go.sum pins every checksum):
 #   kube-apiserver, kube-controller-manager, kube-scheduler  k8s.io/kubernetes/cmd/...   (K8S_VERSION)

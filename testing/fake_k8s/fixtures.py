@@ -2,7 +2,7 @@
 
 Use from any test directory's conftest.py:
 
-    from tests.fake_k8s.fixtures import fake_cluster, fake_cluster_https  # noqa: F401
+    from testing.fake_k8s.fixtures import fake_cluster, fake_cluster_https  # noqa: F401
 
 Both are function-scoped, start in a few milliseconds, run the simulated controllers with
 `time_scale=0.01` (a scripted 1 s takes 10 ms) and fail the test at teardown if the fake itself

@@ -1,4 +1,4 @@
-"""Locate (and if needed build) the control-plane binaries via tests/cluster/build.sh."""
+"""Locate (and if needed build) the control-plane binaries via testing/cluster/build.sh."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def ensure_binaries(progress: Callable[[str], None] | None = None) -> Path:
     if go is None:
         raise BuildUnavailable(
             "control-plane binaries are not built and no Go toolchain (>= 1.26) was found "
-            "(looked for $GO, `go` on PATH and /usr/local/go/bin/go); run tests/cluster/build.sh"
+            "(looked for $GO, `go` on PATH and /usr/local/go/bin/go); run testing/cluster/build.sh"
         )
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     env = dict(os.environ, GO=go)
@@ -77,5 +77,5 @@ def ensure_binaries(progress: Callable[[str], None] | None = None) -> Path:
     if rc == 3:
         raise BuildUnavailable("\n".join(tail[-5:]))
     if rc != 0:
-        raise BuildFailed(f"tests/cluster/build.sh failed (exit {rc}); last output:\n" + "\n".join(tail))
+        raise BuildFailed(f"testing/cluster/build.sh failed (exit {rc}); last output:\n" + "\n".join(tail))
     return Path(tail[-1])

@@ -1,6 +1,6 @@
 """pytest fixtures for the real-control-plane tier.
 
-Use from a conftest.py:  ``from tests.cluster.fixtures import control_plane, cp_namespace  # noqa: F401``
+Use from a conftest.py:  ``from testing.cluster.fixtures import control_plane, cp_namespace  # noqa: F401``
 
 ``control_plane`` (session scope) builds the binaries if needed (printing build.sh's progress live:
 the first build takes 10-30 minutes on 2 cores), starts etcd, kube-apiserver, controller-manager,
@@ -21,8 +21,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster.binaries import BuildFailed, BuildUnavailable, ensure_binaries
-from tests.cluster.launcher import ControlPlane, ControlPlaneError, start_control_plane
+from testing.cluster.binaries import BuildFailed, BuildUnavailable, ensure_binaries
+from testing.cluster.launcher import ControlPlane, ControlPlaneError, start_control_plane
 
 
 def _live_printer(request: pytest.FixtureRequest):

@@ -1,4 +1,4 @@
-"""Standalone: python -m tests.fake_k8s --kubeconfig PATH [--https] [--scenario FILE]."""
+"""Standalone: python -m testing.fake_k8s --kubeconfig PATH [--https] [--scenario FILE]."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from .cluster import FakeCluster
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.fake_k8s", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m testing.fake_k8s", description=__doc__)
     parser.add_argument("--kubeconfig", required=True, help="where to write the kubeconfig once serving")
     parser.add_argument("--https", action="store_true", help="serve TLS with a generated certificate")
-    parser.add_argument("--scenario", help="YAML/JSON scenario file (see tests/fake_k8s/README.md)")
+    parser.add_argument("--scenario", help="YAML/JSON scenario file (see testing/fake_k8s/README.md)")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", default=None, help="bearer token (default: random)")
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiplier for simulated delays")

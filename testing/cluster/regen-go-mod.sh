@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Regenerate tests/cluster/go.mod + go.sum for another Kubernetes release (this is how they were made):
+# Regenerate testing/cluster/go.mod + go.sum for another Kubernetes release (this is how they were made):
 #
-#   tests/cluster/regen-go-mod.sh v1.37.2 v0.8.0
+#   testing/cluster/regen-go-mod.sh v1.37.2 v0.8.0
 #
 # 1. Start from an empty module with the godebug line of k8s.io/kubernetes's own go.mod.
 # 2. Add one `replace k8s.io/X => k8s.io/X v0.N.P` per `k8s.io/X => ./staging/src/k8s.io/X` line in
@@ -26,7 +26,7 @@ staging_version="v0.${k8s#v1.}"
 cat > go.mod <<EOF
 // Tools module for the real-control-plane test tier. Only go.mod/go.sum are committed: build.sh
 // builds the binaries into a cache outside the repository. Regenerate with regen-go-mod.sh.
-module bodywork-action/tests/cluster
+module bodywork-action/testing/cluster
 
 $go_line
 

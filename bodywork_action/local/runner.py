@@ -40,8 +40,7 @@ from typing import IO, Any
 
 from bodywork_action.errors import InputError
 from bodywork_action.executor import Progress, ProgressKind, execute
-from bodywork_action.local_env import StageEnv, build_env_requirements, default_cache_dir, ensure_stage_env
-from bodywork_action.local_secrets import (
+from bodywork_action.local.secrets import (
     SecretStore,
     build_secret_store,
     build_stage_environ,
@@ -49,6 +48,7 @@ from bodywork_action.local_secrets import (
     format_unsupplied_warning,
     parse_env_file,
 )
+from bodywork_action.local.venvs import StageEnv, build_env_requirements, default_cache_dir, ensure_stage_env
 from bodywork_action.model import Pipeline, Stage, StageName
 from bodywork_action.redact import Redactor
 from bodywork_action.results import DeploymentResult, DeploymentStatus, StageResult, StageStatus
