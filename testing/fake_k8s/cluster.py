@@ -235,7 +235,7 @@ class FakeCluster:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(message or f"condition not met within {timeout}s")
-                self.store.cond.wait(min(remaining, 0.25))
+                self.store.wait(min(remaining, 0.25))
 
     # ------------------------------------------------------------------ hooks used by the HTTP server
     def pod_log(self, ns: str, name: str, query: dict) -> str:

@@ -308,7 +308,7 @@ class Controllers:
             return
         if spec.get("suspend"):
             return
-        pods = [p for p in self.store.list(PODS, ns)[0] if (controller_of(p) or {}).get("uid") == uid]
+        pods = [p for p in self.store.owned(PODS, ns, uid) if (controller_of(p) or {}).get("uid") == uid]
         active = [p for p in pods if is_active(p)]
         succeeded = max(
             status.get("succeeded", 0), sum(p["status"].get("phase") == "Succeeded" for p in pods)
@@ -434,7 +434,7 @@ class Controllers:
         uid = rs["metadata"]["uid"]
         pods = [
             p
-            for p in self.store.list(PODS, ns)[0]
+            for p in self.store.owned(PODS, ns, uid)
             if (controller_of(p) or {}).get("uid") == uid and is_active(p)
         ]
         want = rs["spec"].get("replicas", 1)
@@ -494,7 +494,7 @@ class Controllers:
         desired = spec.get("replicas", 1)
         template = spec["template"]
         h = template_hash(template)
-        rss = [r for r in self.store.list(RSS, ns)[0] if (controller_of(r) or {}).get("uid") == uid]
+        rss = [r for r in self.store.owned(RSS, ns, uid) if (controller_of(r) or {}).get("uid") == uid]
         revisions = [
             int((r["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", 0))
             for r in rss
@@ -584,7 +584,7 @@ class Controllers:
                 for r in old:
                     self._scale(d, r, 0)
         # status
-        rss = [r for r in self.store.list(RSS, ns)[0] if (controller_of(r) or {}).get("uid") == uid]
+        rss = [r for r in self.store.owned(RSS, ns, uid) if (controller_of(r) or {}).get("uid") == uid]
         new_rs = next((r for r in rss if r["metadata"]["name"] == new_name), new_rs)
         st = [r.get("status") or {} for r in rss]
         total = sum(s.get("replicas", 0) for s in st)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import select
 import socket
 import ssl
 import threading
@@ -16,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from . import resources as R
 from .recording import RequestRecord
 from .selectors import SelectorError, field_selector, label_selector
-from .store import ApiError, Resource
+from .store import ApiError, Expired, Resource
 
 if TYPE_CHECKING:
     from .cluster import FakeCluster
@@ -371,7 +372,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _list(self, res: Resource, ns: str | None, query: dict) -> None:
         items, rv = self.cluster.store.list(
-            res, ns, _first(query, "labelSelector"), _first(query, "fieldSelector")
+            res, ns, _first(query, "labelSelector"), _first(query, "fieldSelector"), copy=False
         )
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         limit = int(_first(query, "limit") or 0)
@@ -434,59 +435,67 @@ class Handler(BaseHTTPRequestHandler):
             if cut_after is not None and sent >= cut_after:
                 raise _Dropped
 
-        with store.lock:
-            if rv_param in ("", "0"):
-                initial = [o for o in store.list(res, ns)[0] if matches(o)]
-                last = store.rv
-            else:
-                last = int(rv_param)
-                initial = []
-                if last < store.oldest_resumable_rv():
-                    self._chunk(self._gone(last, store.oldest_resumable_rv()))
-                    self.wfile.write(b"0\r\n\r\n")
-                    return
-        for obj in initial:
-            send({"type": "ADDED", "object": obj})
-        deadline = time.monotonic() + timeout
-        interval = self.cluster.bookmark_interval
-        next_bookmark = time.monotonic() + interval
-        while True:
-            with store.cond:
-                while (
-                    not store.closed
-                    and store.rv <= last
-                    and time.monotonic() < deadline
-                    and not (bookmarks and time.monotonic() >= next_bookmark)
-                ):
-                    wake = min(deadline, next_bookmark) if bookmarks else deadline
-                    store.cond.wait(max(0.0, min(wake - time.monotonic(), 1.0)))
-                if store.closed:
+        try:
+            watcher, initial, last = store.watch(
+                res, ns, matches, None if rv_param in ("", "0") else int(rv_param)
+            )
+        except Expired as exc:
+            self._chunk(self._gone(exc.rv, exc.oldest))
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        try:
+            for obj in initial:
+                send({"type": "ADDED", "object": obj})
+            deadline = time.monotonic() + timeout
+            interval = self.cluster.bookmark_interval
+            next_bookmark = time.monotonic() + interval
+            while True:
+                now = time.monotonic()
+                wake = min(deadline, next_bookmark) if bookmarks else deadline
+                events = watcher.take(max(0.0, min(wake - now, 1.0)))
+                if store.closed or watcher.closed or (not events and self._client_gone()):
                     raise _Dropped
-                if store.rv > last and last < store.oldest_resumable_rv():
-                    self._chunk(self._gone(last, store.oldest_resumable_rv()))
+                for ev in events:
+                    last = max(last, ev.rv)
+                    out = self._transform(ev, matches)
+                    if out:
+                        send(out)
+                now = time.monotonic()
+                if bookmarks and now >= next_bookmark:
+                    with store.lock:  # everything up to the bookmark's version is sent first
+                        pending, last = watcher.take(0), max(last, store.rv)
+                    for ev in pending:
+                        out = self._transform(ev, matches)
+                        if out:
+                            send(out)
+                    send(
+                        {
+                            "type": "BOOKMARK",
+                            "object": {
+                                "kind": res.kind,
+                                "apiVersion": res.api_version,
+                                "metadata": {"resourceVersion": str(last)},
+                            },
+                        }
+                    )
+                    next_bookmark = now + interval
+                if now >= deadline:
                     break
-                events = [e for e in store.history if e.rv > last and e.resource is res]
-                last = store.rv
-            for ev in events:
-                out = self._transform(ev, matches)
-                if out:
-                    send(out)
-            now = time.monotonic()
-            if bookmarks and now >= next_bookmark:
-                send(
-                    {
-                        "type": "BOOKMARK",
-                        "object": {
-                            "kind": res.kind,
-                            "apiVersion": res.api_version,
-                            "metadata": {"resourceVersion": str(last)},
-                        },
-                    }
-                )
-                next_bookmark = now + interval
-            if now >= deadline:
-                break
+        finally:
+            store.unwatch(watcher)
         self.wfile.write(b"0\r\n\r\n")
+
+    def _client_gone(self) -> bool:
+        """True when the client closed its end of an idle watch (plain sockets only: a TLS socket
+        cannot be peeked, so those streams end at their timeout as before)."""
+        sock = self.request
+        if isinstance(sock, ssl.SSLSocket):
+            return False
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
 
     @staticmethod
     def _gone(last: int, oldest: int) -> dict:
@@ -521,12 +530,15 @@ class Handler(BaseHTTPRequestHandler):
 class FakeHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # a real apiserver's backlog is the kernel's (SOMAXCONN); socketserver's default of 5 made
+    # connection bursts (hundreds of stages starting at once) wait for SYN retries
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, cluster: FakeCluster, port: int, ssl_context: ssl.SSLContext | None):
         self.cluster = cluster
         self.ssl_context = ssl_context
         self._conns: set[socket.socket] = set()
-        self._workers: list[threading.Thread] = []
+        self._workers: set[threading.Thread] = set()
         self._conn_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), Handler)
 
@@ -537,11 +549,17 @@ class FakeHTTPServer(ThreadingHTTPServer):
         return sock, addr
 
     def process_request(self, request, client_address) -> None:
-        t = threading.Thread(target=self.process_request_thread, args=(request, client_address), daemon=True)
+        t = threading.Thread(target=self._serve_connection, args=(request, client_address), daemon=True)
         with self._conn_lock:
-            self._workers = [x for x in self._workers if x.is_alive()]
-            self._workers.append(t)
+            self._workers.add(t)
         t.start()
+
+    def _serve_connection(self, request, client_address) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            with self._conn_lock:
+                self._workers.discard(threading.current_thread())
 
     def track(self, sock: socket.socket, add: bool) -> None:
         with self._conn_lock:

@@ -1,7 +1,13 @@
 """The object store: validation, defaulting, resourceVersions, the watch history and cascade deletion.
 
 Every object kept in the store is treated as immutable: a write stores a fresh dict, so readers and
-the watch history can share references safely.  Public getters return deep copies.
+the watch history can share references safely.  Public getters return deep copies unless asked not
+to (``copy=False``, for readers that only serialise or read, such as the HTTP list and watch).
+
+Scale: the history is a ring indexed by resourceVersion (every write bumps the version by exactly
+one), each watch registers a `Watcher` that is handed only the events of its own resource kind and
+namespace and is woken alone, and owned objects are indexed by their owner's uid, so the simulated
+controllers never scan a whole namespace.
 """
 
 from __future__ import annotations
@@ -29,6 +35,14 @@ from .selectors import SelectorError, field_selector, label_selector
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _deepcopy(obj: dict) -> dict:
+    return copy.deepcopy(obj)
+
+
+def _same(obj: dict) -> dict:
+    return obj
 
 
 def now_iso() -> str:
@@ -91,6 +105,14 @@ def conflict(res: Resource, name: str) -> ApiError:
     )
 
 
+class Expired(Exception):
+    """A watch asked to resume from a resourceVersion older than the retained history."""
+
+    def __init__(self, rv: int, oldest: int):
+        super().__init__(f"too old resource version: {rv} ({oldest + 1})")
+        self.rv, self.oldest = rv, oldest
+
+
 @dataclass(frozen=True)
 class WatchEvent:
     rv: int
@@ -98,6 +120,79 @@ class WatchEvent:
     type: str  # ADDED / MODIFIED / DELETED
     obj: dict
     old: dict | None
+
+
+class History:
+    """The last `maxlen` watch events, indexed by resourceVersion (consecutive: one per write)."""
+
+    def __init__(self, events=(), maxlen: int = 1000):
+        self.maxlen = maxlen
+        self._events: list[WatchEvent] = []
+        self._start = 0  # index of the oldest retained event in _events
+        for event in events:
+            self.append(event)
+
+    def append(self, event: WatchEvent) -> None:
+        self._events.append(event)
+        if len(self._events) - self._start > self.maxlen:
+            self._start += 1
+            if self._start > max(self.maxlen, 64):  # amortised compaction
+                del self._events[: self._start]
+                self._start = 0
+
+    def __len__(self) -> int:
+        return len(self._events) - self._start
+
+    def __iter__(self):
+        return iter(self._events[self._start :])
+
+    def __getitem__(self, index: int) -> WatchEvent:
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._events[self._start + index]
+
+    def since(self, rv: int) -> list[WatchEvent]:
+        """Every retained event with a resourceVersion above `rv`, oldest first."""
+        if not len(self):
+            return []
+        first = self._events[self._start].rv
+        offset = max(0, rv + 1 - first)
+        return self._events[self._start + offset :]
+
+
+class Watcher:
+    """One watch's mailbox: the store appends the events that may concern it and wakes it alone."""
+
+    def __init__(self, res: Resource, ns: str | None, matches: Callable[[dict | None], bool]):
+        self.res, self.ns, self.matches = res, ns or None, matches
+        self.events: deque[WatchEvent] = deque()
+        self.cond = threading.Condition(threading.Lock())
+        self.closed = False
+
+    def offer(self, event: WatchEvent) -> None:
+        if self.ns is not None and event.obj["metadata"].get("namespace") != self.ns:
+            return
+        if not (self.matches(event.obj) or self.matches(event.old)):
+            return
+        with self.cond:
+            self.events.append(event)
+            self.cond.notify()
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify()
+
+    def take(self, timeout: float) -> list[WatchEvent]:
+        """The events queued so far, waiting up to `timeout` seconds for the first one."""
+        with self.cond:
+            if not self.events and not self.closed and timeout > 0:
+                self.cond.wait(timeout)
+            out = list(self.events)
+            self.events.clear()
+            return out
 
 
 def template_hash(template: dict) -> str:
@@ -120,9 +215,13 @@ class Store:
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.rv = 0
-        self.history: deque[WatchEvent] = deque(maxlen=history_size)
+        self.history = History(maxlen=history_size)
         self.objects: dict[tuple[str, str], dict[tuple[str, str], dict]] = {}
         self.listeners: list[Callable[[WatchEvent], None]] = []
+        self.watchers: dict[tuple[str, str], set[Watcher]] = {}
+        # owner uid -> {(resource key, namespace, name)}: the controllers' and cascades' index
+        self._owned: dict[str, set[tuple[tuple[str, str], str, str]]] = {}
+        self.waiters = 0  # threads in cond.wait (wait_for): writes notify only when someone waits
         self.closed = False
         self.rng = random.Random(seed)
         self._next_ip = 10
@@ -133,30 +232,71 @@ class Store:
     # ------------------------------------------------------------------ history
     @property
     def history_size(self) -> int:
-        return self.history.maxlen or 0
+        return self.history.maxlen
 
     @history_size.setter
     def history_size(self, size: int) -> None:
         with self.lock:
-            self.history = deque(self.history, maxlen=size)
+            self.history = History(self.history, maxlen=size)
 
     def oldest_resumable_rv(self) -> int:
         """A watch may resume from this resourceVersion or any later one."""
         with self.lock:
-            if len(self.history) < (self.history.maxlen or 0) or not self.history:
+            if len(self.history) < self.history.maxlen or not len(self.history):
                 return 0
             return self.history[0].rv - 1
 
     def _emit(self, res: Resource, type_: str, obj: dict, old: dict | None, rv: int) -> None:
         event = WatchEvent(rv, res, type_, obj, old)
         self.history.append(event)
+        for watcher in self.watchers.get(res.key, ()):
+            watcher.offer(event)
         for listener in list(self.listeners):
             listener(event)
-        self.cond.notify_all()
+        if self.waiters:
+            self.cond.notify_all()
+
+    def watch(
+        self, res: Resource, ns: str | None, matches: Callable[[dict | None], bool], since: int | None
+    ) -> tuple[Watcher, list[dict], int]:
+        """Register a watch atomically with its starting point.
+
+        `since` None: (watcher, the current matching objects, current rv) — a fresh watch.
+        `since` an rv: the retained events after it are queued first; raises `Expired` when `since` is
+        older than the retained history.
+        """
+        with self.lock:
+            if since is not None and since < self.oldest_resumable_rv():
+                raise Expired(since, self.oldest_resumable_rv())
+            watcher = Watcher(res, ns, matches)
+            initial: list[dict] = []
+            if since is None:
+                initial = [o for o in self._scan(res, ns) if matches(o)]
+            else:
+                for event in self.history.since(since):
+                    if event.resource is res:
+                        watcher.offer(event)
+            self.watchers.setdefault(res.key, set()).add(watcher)
+            return watcher, initial, self.rv
+
+    def unwatch(self, watcher: Watcher) -> None:
+        with self.lock:
+            self.watchers.get(watcher.res.key, set()).discard(watcher)
+
+    def wait(self, timeout: float) -> None:
+        """Wait on `cond` (the caller holds the lock) until a write or `timeout`."""
+        self.waiters += 1
+        try:
+            self.cond.wait(timeout)
+        finally:
+            self.waiters -= 1
 
     def close(self) -> None:
         with self.lock:
             self.closed = True
+            for watchers in self.watchers.values():
+                for watcher in watchers:
+                    watcher.close()
             self.cond.notify_all()
 
     # ------------------------------------------------------------------ reads
@@ -178,31 +318,75 @@ class Store:
             obj = self._bucket(res).get(self._key(res, ns, name))
             return copy.deepcopy(obj) if obj is not None else None
 
+    def _scan(self, res: Resource, ns: str | None) -> list[dict]:
+        """The stored (shared, never to be modified) objects of a kind, in (namespace, name) order."""
+        bucket = self._bucket(res)
+        return [bucket[k] for k in sorted(bucket) if not ns or k[0] == ns]
+
     def list(
-        self, res: Resource, ns: str | None = None, labels: str | None = None, fields: str | None = None
+        self,
+        res: Resource,
+        ns: str | None = None,
+        labels: str | None = None,
+        fields: str | None = None,
+        copy: bool = True,
     ) -> tuple[list[dict], int]:
+        """Matching objects and the current rv; `copy=False` returns the stored objects themselves
+        (the caller must not modify them: the HTTP front end only serialises them)."""
         try:
             lmatch, fmatch = label_selector(labels), field_selector(fields)
         except SelectorError as exc:
             raise ApiError(400, "BadRequest", str(exc)) from exc
+        clone = _deepcopy if copy else _same
         with self.lock:
             items = [
-                copy.deepcopy(o)
-                for (ons, _), o in sorted(self._bucket(res).items())
-                if (not ns or ons == ns) and lmatch(o["metadata"].get("labels") or {}) and fmatch(o)
+                clone(o)
+                for o in self._scan(res, ns)
+                if lmatch(o["metadata"].get("labels") or {}) and fmatch(o)
             ]
             return items, self.rv
+
+    def owned(self, res: Resource, ns: str | None, uid: str, copy: bool = True) -> list[dict]:
+        """Objects of one kind whose ownerReferences name `uid` (from the index: no scan)."""
+        clone = _deepcopy if copy else _same
+        with self.lock:
+            bucket = self._bucket(res)
+            out = []
+            for key, ons, name in sorted(self._owned.get(uid, ())):
+                if key != res.key or (ns is not None and ons != ns):
+                    continue
+                obj = bucket.get(self._key(res, ons, name))
+                if obj is not None:
+                    out.append(clone(obj))
+            return out
 
     def owned_by(self, uid: str, ns: str | None = None) -> list[tuple[Resource, dict]]:
         with self.lock:
             out = []
-            for key, bucket in self.objects.items():
-                for (ons, _), o in bucket.items():
-                    if ns is not None and ons != ns:
-                        continue
-                    if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or []):
-                        out.append((BY_KEY[key], copy.deepcopy(o)))
+            for key, ons, name in sorted(self._owned.get(uid, ())):
+                if ns is not None and ons != ns:
+                    continue
+                res = BY_KEY[key]
+                obj = self._bucket(res).get(self._key(res, ons, name))
+                if obj is not None:
+                    out.append((res, copy.deepcopy(obj)))
             return out
+
+    def _index_owners(self, res: Resource, obj: dict, add: bool) -> None:
+        meta = obj["metadata"]
+        entry = (res.key, meta.get("namespace") or "", meta["name"])
+        for ref in meta.get("ownerReferences") or []:
+            uid = ref.get("uid") if isinstance(ref, dict) else None
+            if not uid:
+                continue
+            if add:
+                self._owned.setdefault(uid, set()).add(entry)
+            else:
+                owned = self._owned.get(uid)
+                if owned is not None:
+                    owned.discard(entry)
+                    if not owned:
+                        del self._owned[uid]
 
     # ------------------------------------------------------------------ writes
     def create(self, res: Resource, ns: str | None, body: dict, dry_run: bool = False) -> dict:
@@ -405,6 +589,7 @@ class Store:
 
     def _remove(self, res: Resource, ns: str | None, name: str) -> dict:
         old = self._bucket(res).pop(self._key(res, ns, name))
+        self._index_owners(res, old, False)
         self.rv += 1
         gone = copy.deepcopy(old)
         gone["metadata"]["resourceVersion"] = str(self.rv)
@@ -416,7 +601,10 @@ class Store:
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
         ns = obj["metadata"].get("namespace")
+        if old is not None:
+            self._index_owners(res, old, False)
         self._bucket(res)[self._key(res, ns, obj["metadata"]["name"])] = obj
+        self._index_owners(res, obj, True)
         self._emit(res, "ADDED" if old is None else "MODIFIED", obj, old, self.rv)
         return copy.deepcopy(obj)
 
