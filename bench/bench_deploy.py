@@ -1,164 +1,412 @@
-"""Deploy engine speed on the fake cluster (issue 4 "Speed"). Prints figures and targets; asserts nothing.
+"""Deploy engine speed and scale on the fake API server (issue 15): figures beside goals, no assertions.
 
-    python bench/bench_deploy.py [--ready-seconds 1.0] [--repeat 3]
+    python bench/bench_deploy.py [--runs 5] [--ready-seconds 1.0] [--scales 1x200,1x1000,100x10]
+                                 [--scale-ready-seconds 1.0] [--skip-dag] [--skip-baseline]
 
-The 4-stage DAG ``a >> b,c >> d`` (a, b batch; c, d service, d with an Ingress) is deployed to the fake
-API server at real time (time_scale 1), every stage scripted to be done ``--ready-seconds`` after its
-pods are created. Figures:
+Every run is two processes of their own: the fake API server (``bench/fake_server.py``, so its CPU is
+never counted as the tool's) and the deploy (this file with ``--child``: a fresh interpreter that
+imports the engine and calls ``deploy_pipeline``, as a user's process would). The fake scripts every
+Job and Deployment to be done a fixed time after its pods are created. Per run and figure, median and
+range over ``--runs`` runs (see bench/benchlib.py), the goal beside each, and a final ``RESULT {json}``.
 
-- wall time ÷ critical-path time (sum over steps of the slowest scripted stage) — target ≤ 1.05;
-- detection latency per stage: from the moment the fake marks the Job Complete / the Deployment fully
-  available to the moment the executor reports the stage finished — target ≤ 100 ms;
-- API requests per stage, not counting the watches (their list + watch requests are shown apart) —
-  target ≤ 4.
+Scenarios:
+
+- the 4-stage DAG ``a >> b,c >> d`` (a, b batch; c, d service, d with an Ingress), stages ready after
+  ``--ready-seconds``: wall ÷ critical path (the sum over steps of the scripted time), detection
+  latency (fake marks the stage done → the engine reports it finished), requests per stage;
+- scale ``STEPSxWIDTH`` (every 5th stage a service, the rest batch), stages ready after
+  ``--scale-ready-seconds``: wall, wall ÷ critical path, the tool's CPU per stage (the whole process, and
+  the deploy call alone), the tool's peak RSS, peak threads, requests per stage, lists and watches per
+  deployment, and the fake's CPU beside the tool's.
+
+"Requests per stage" counts every request the tool sent except watch streams — creates, reads, updates,
+deletes and lists — divided by the number of stages; lists and watches are also shown per deployment.
+
+Baseline: Bodywork 3.0.12's own controller, when a virtual environment with it can be found
+(``--bodywork-venv``, see bench/README.md); otherwise the reason is printed and the bench goes on.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
+import signal
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bodywork_action.executor import Progress, ProgressKind
-from bodywork_action.kube.client import KubeTarget
-from bodywork_action.kube.deploy import deploy_pipeline
-from bodywork_action.model import (
-    BatchSettings,
-    DeployContext,
-    K8sName,
-    Pipeline,
-    ServiceSettings,
-    Stage,
-    StageName,
-)
-from testing.fake_k8s.cluster import FakeCluster
+import benchlib  # noqa: E402
+from benchlib import at_most  # noqa: E402
 
-WALL_RATIO_TARGET = 1.05
-DETECTION_TARGET_SECONDS = 0.100
-REQUESTS_PER_STAGE_TARGET = 4
+WALL_RATIO_GOAL = 1.05
+DETECTION_GOAL_MS = 100.0
+REQUESTS_PER_STAGE_GOAL = 2.0
+CPU_PER_STAGE_GOAL_MS = 5.0
+RSS_GOAL_MB = 150.0
 
 
-def build_pipeline() -> Pipeline:
+# ---------------------------------------------------------------------------------------------- child
+def stage_names(steps: int, width: int) -> list[list[str]]:
+    return [[f"s{i}w{j}" for j in range(width)] for i in range(steps)]
+
+
+def child(args: argparse.Namespace) -> int:
+    """The deploy, in a process of its own; reports through benchlib.emit_run."""
+    import_started = time.perf_counter()
+    cpu_started = time.process_time()
+    from bodywork_action.executor import Progress, ProgressKind
+    from bodywork_action.kube.client import KubeTarget
+    from bodywork_action.kube.deploy import deploy_pipeline
+    from bodywork_action.model import (
+        BatchSettings,
+        DeployContext,
+        K8sName,
+        Pipeline,
+        ServiceSettings,
+        Stage,
+        StageName,
+    )
+
+    import_wall = time.perf_counter() - import_started
+    import_cpu = time.process_time() - cpu_started
+
     def stage(name: str, settings: BatchSettings | ServiceSettings) -> Stage:
         return Stage(StageName(name), K8sName(name), f"{name}.py", 0.25, 100, settings)
 
-    stages = [
-        stage("a", BatchSettings(60, 0)),
-        stage("b", BatchSettings(60, 0)),
-        stage("c", ServiceSettings(60, 1, 8000, False)),
-        stage("d", ServiceSettings(60, 1, 8000, True)),
-    ]
-    steps = ((StageName("a"),), (StageName("b"), StageName("c")), (StageName("d"),))
-    return Pipeline("bench", "python:3.11-slim", "a >> b,c >> d", steps, {s.name: s for s in stages})
+    if args.child == "dag":
+        stages = [
+            stage("a", BatchSettings(60, 0)),
+            stage("b", BatchSettings(60, 0)),
+            stage("c", ServiceSettings(60, 1, 8000, False)),
+            stage("d", ServiceSettings(60, 1, 8000, True)),
+        ]
+        layout = [["a"], ["b", "c"], ["d"]]
+    else:
+        steps, width = (int(x) for x in args.child.split("x"))
+        layout = stage_names(steps, width)
+        stages = []
+        for k, name in enumerate(n for step in layout for n in step):
+            if k % 5 == 4:
+                stages.append(stage(name, ServiceSettings(600, 1, 8000, False)))
+            else:
+                stages.append(stage(name, BatchSettings(600, 0)))
+    dag = " >> ".join(",".join(step) for step in layout)
+    steps_t = tuple(tuple(StageName(n) for n in step) for step in layout)
+    pipeline = Pipeline("bench", "python:3.11-slim", dag, steps_t, {s.name: s for s in stages})
 
+    noticed_at: dict[str, float] = {}
 
-def is_done(kind: str, obj: dict[str, Any]) -> bool:
-    status = obj.get("status") or {}
-    if kind == "Job":
-        return any(
-            c.get("type") == "Complete" and c.get("status") == "True" for c in status.get("conditions") or []
-        )
-    wanted = (obj.get("spec") or {}).get("replicas", 1)
-    return (
-        status.get("observedGeneration", 0) >= obj["metadata"].get("generation", 0)
-        and status.get("updatedReplicas", 0) == wanted
-        and status.get("availableReplicas", 0) == wanted
-        and status.get("replicas", 0) == wanted
+    def report(progress: Progress) -> None:
+        if progress.kind is ProgressKind.STAGE_FINISHED:
+            for name in progress.stages:
+                noticed_at.setdefault(name, time.time())
+
+    peak = {"threads": threading.active_count(), "fds": 0}
+    sampling = threading.Event()
+
+    def sample() -> None:
+        while not sampling.wait(0.05):
+            peak["threads"] = max(peak["threads"], threading.active_count())
+            with contextlib.suppress(OSError):
+                peak["fds"] = max(peak["fds"], len(os.listdir("/proc/self/fd")))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    context = DeployContext(
+        repository_url="https://github.com/example/bench",
+        commit="0" * 40,
+        deployment_id=f"bench-{args.run}",
+        restart_token=f"bench-{args.run}",
     )
+    cpu0, started = time.process_time(), time.perf_counter()
+    result = deploy_pipeline(
+        pipeline, context, target=KubeTarget(kubeconfig=args.kubeconfig), report=report, environ={}
+    )
+    wall, deploy_cpu = time.perf_counter() - started, time.process_time() - cpu0
+    sampling.set()
+    benchlib.emit_run(
+        {
+            "succeeded": bool(result.succeeded),
+            "summary": result.one_line(),
+            "wall": wall,
+            "deploy_cpu": deploy_cpu,
+            "import_wall": import_wall,
+            "import_cpu": import_cpu,
+            "noticed_at": noticed_at,
+            "stages": len(stages),
+            "steps": len(layout),
+            "peak_threads": peak["threads"] - 1,  # without the sampler
+            "peak_fds": peak["fds"],
+        }
+    )
+    return 0 if result.succeeded else 1
 
 
-def run_once(ready_seconds: float, run: int) -> dict[str, Any]:
-    with FakeCluster(time_scale=1.0, bookmark_interval=5.0) as fake:
-        for kind, name in (("Job", "a"), ("Job", "b")):
-            fake.script(
-                kind, {"app.kubernetes.io/name": name}, {"start_seconds": 0, "run_seconds": ready_seconds}
-            )
-        for name in ("c", "d"):
-            fake.script("Deployment", name, {"start_seconds": 0, "ready_seconds": ready_seconds})
-        done_at: dict[str, float] = {}
-        lock = threading.Lock()
+# ---------------------------------------------------------------------------------------------- parent
+def one_run(scenario: str, ready: float, run: int, timeout: float) -> dict[str, Any]:
+    """A fake process and a deploy process; returns the figures of this run (or an error)."""
+    with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
+        kubeconfig, report = Path(tmp, "kubeconfig"), Path(tmp, "fake.json")
+        fake_argv = [sys.executable, str(ROOT / "bench" / "fake_server.py"), "--kubeconfig", str(kubeconfig)]
+        fake_argv += ["--report", str(report), "--ready-seconds", str(ready)]
+        import subprocess
 
-        def on_store_event(event: Any) -> None:
-            kind = event.resource.kind
-            if kind not in ("Job", "Deployment") or event.type == "DELETED":
-                return
-            stage = (event.obj["metadata"].get("labels") or {}).get("app.kubernetes.io/name", "")
-            with lock:
-                if stage not in done_at and is_done(kind, event.obj):
-                    done_at[stage] = time.time()
-
-        fake.store.listeners.append(on_store_event)
-        noticed_at: dict[str, float] = {}
-
-        def report(progress: Progress) -> None:
-            if progress.kind is ProgressKind.STAGE_FINISHED:
-                noticed_at[progress.stages[0]] = time.time()
-
-        context = DeployContext(
-            repository_url="https://github.com/example/bench",
-            commit="0" * 40,
-            deployment_id=f"bench-{run}",
-            restart_token=f"bench-{run}",
+        fake_log = open(Path(tmp, "fake.log"), "wb")  # noqa: SIM115 - closed below
+        fake = subprocess.Popen(
+            fake_argv, stdout=fake_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
-        started = time.monotonic()
-        result = deploy_pipeline(
-            build_pipeline(),
-            context,
-            target=KubeTarget(kubeconfig=str(fake.kubeconfig_path)),
-            report=report,
-            environ={},
-        )
-        wall = time.monotonic() - started
-        if not result.succeeded:
-            raise SystemExit(f"benchmark deployment failed: {result.one_line()}")
-        records = list(fake.requests)
-    watch_requests = [r for r in records if r.verb in ("watch", "list")]
-    other = [r for r in records if r.verb not in ("watch", "list")]
-    return {
-        "wall": wall,
-        "critical_path": 3 * ready_seconds,
-        "detection": {s: noticed_at[s] - done_at[s] for s in ("a", "b", "c", "d")},
-        "requests": len(other),
-        "watch_requests": len(watch_requests),
-        "by_verb": {
-            verb: sum(1 for r in other if r.verb == verb) for verb in sorted({r.verb for r in other})
-        },
+        try:
+            deadline = time.monotonic() + 60
+            while not kubeconfig.exists():
+                if fake.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "the fake API server did not start: " + Path(tmp, "fake.log").read_text()
+                    )
+                time.sleep(0.02)
+            argv = [sys.executable, __file__, "--child", scenario, "--kubeconfig", str(kubeconfig)]
+            argv += ["--run", str(run)]
+            proc = benchlib.run_process(argv, cwd=str(ROOT), timeout=timeout)
+        finally:
+            fake.send_signal(signal.SIGTERM)
+            _, status, _usage = os.wait4(fake.pid, 0)
+            fake.returncode = os.waitstatus_to_exitcode(status)
+            fake_log.close()
+        fake_report = json.loads(report.read_text()) if report.exists() else {}
+    out = proc.report
+    if not out:
+        return {"error": f"deploy process exited {proc.returncode} without a report: {proc.stderr[-800:]}"}
+    if not out["succeeded"]:
+        return {"error": f"deployment failed: {out['summary']}"}
+    requests = fake_report.get("requests", {})
+    watches = sum(n for k, n in requests.items() if k.startswith("watch "))
+    lists = sum(n for k, n in requests.items() if k.startswith("list "))
+    resource_requests = sum(
+        n
+        for k, n in requests.items()
+        if k.split(" ", 1)[0] in ("create", "get", "update", "patch", "delete", "list", "deletecollection")
+        and "/version" not in k
+    )
+    detection = {
+        s: (out["noticed_at"][s] - fake_report["done_at"][s]) * 1000
+        for s in out["noticed_at"]
+        if s in fake_report.get("done_at", {})
     }
+    stages = out["stages"]
+    return {
+        "wall": out["wall"],
+        "critical_path": out["steps"] * ready,
+        "ratio": out["wall"] / (out["steps"] * ready),
+        "process_wall": proc.wall,
+        "process_cpu": proc.cpu,
+        "deploy_cpu": out["deploy_cpu"],
+        "import_cpu": out["import_cpu"],
+        "cpu_per_stage_ms": proc.cpu / stages * 1000,
+        "deploy_cpu_per_stage_ms": out["deploy_cpu"] / stages * 1000,
+        "rss_mb": proc.max_rss_mb,
+        "peak_threads": out["peak_threads"],
+        "peak_fds": out["peak_fds"],
+        "requests_per_stage": resource_requests / stages,
+        "lists": lists,
+        "watches": watches,
+        "by_request": requests,
+        "detection_ms": list(detection.values()),
+        "detection_by_stage": detection,
+        "fake_cpu": fake_report.get("cpu"),
+        "fake_errors": fake_report.get("internal_errors"),
+        "statuses": fake_report.get("statuses"),
+    }
+
+
+def run_scenario(
+    bench: benchlib.Bench, key: str, scenario: str, ready: float, runs: int, timeout: float
+) -> list[dict[str, Any]]:
+    results, errors = [], []
+    for run in range(runs):
+        started = time.perf_counter()
+        res = one_run(scenario, ready, run, timeout)
+        took = time.perf_counter() - started
+        if "error" in res:
+            errors.append(res["error"])
+            print(f"  {key} run {run + 1}/{runs}: FAILED after {took:.1f}s: {res['error'][:300]}", flush=True)
+            if len(errors) >= 2 and not results:
+                break  # the same failure twice: no figure will come of this scenario
+            continue
+        results.append(res)
+        print(
+            f"  {key} run {run + 1}/{runs}: wall {res['wall']:.2f}s, tool CPU {res['process_cpu']:.2f}s, "
+            f"fake CPU {res['fake_cpu'] or 0:.2f}s, {benchlib.load_text()}",
+            flush=True,
+        )
+    if errors:
+        bench.extra.setdefault("errors", {})[key] = errors
+    return results
+
+
+def report_scale(bench: benchlib.Bench, key: str, results: list[dict[str, Any]]) -> None:
+    col = lambda name: [r[name] for r in results]  # noqa: E731
+    bench.figure(f"{key}.wall_s", col("wall"), "s", label=f"{key}: deploy wall")
+    bench.figure(
+        f"{key}.wall_ratio", col("ratio"), "", at_most(WALL_RATIO_GOAL), f"{key}: wall ÷ critical path"
+    )
+    bench.figure(
+        f"{key}.cpu_per_stage_ms",
+        col("cpu_per_stage_ms"),
+        "ms",
+        at_most(CPU_PER_STAGE_GOAL_MS),
+        f"{key}: tool CPU per stage (whole process)",
+    )
+    bench.figure(
+        f"{key}.deploy_cpu_per_stage_ms",
+        col("deploy_cpu_per_stage_ms"),
+        "ms",
+        at_most(CPU_PER_STAGE_GOAL_MS),
+        f"{key}: tool CPU per stage (deploy call only)",
+    )
+    bench.figure(
+        f"{key}.rss_mb", col("rss_mb"), "MB", at_most(RSS_GOAL_MB), f"{key}: tool peak RSS", digits=1
+    )
+    bench.figure(f"{key}.peak_threads", col("peak_threads"), "", label=f"{key}: tool peak threads", digits=0)
+    bench.figure(f"{key}.peak_fds", col("peak_fds"), "", label=f"{key}: tool peak open fds", digits=0)
+    bench.figure(
+        f"{key}.requests_per_stage",
+        col("requests_per_stage"),
+        "",
+        at_most(REQUESTS_PER_STAGE_GOAL),
+        f"{key}: requests per stage (lists included)",
+        digits=2,
+    )
+    bench.figure(f"{key}.lists", col("lists"), "", label=f"{key}: lists per deployment", digits=0)
+    bench.figure(
+        f"{key}.watches", col("watches"), "", label=f"{key}: watch requests per deployment", digits=0
+    )
+    fake = [r["fake_cpu"] for r in results if r["fake_cpu"] is not None]
+    bench.figure(f"{key}.fake_cpu_s", fake, "s", label=f"{key}: the fake's CPU", digits=2)
+    ratios = [r["fake_cpu"] / r["process_cpu"] for r in results if r["fake_cpu"] is not None]
+    bench.figure(
+        f"{key}.fake_cpu_over_tool", ratios, "", at_most(1.0), f"{key}: fake CPU ÷ tool CPU", digits=2
+    )
+    detection = [statistics.median(r["detection_ms"]) for r in results if r["detection_ms"]]
+    bench.figure(
+        f"{key}.detection_ms", detection, "ms", label=f"{key}: detection latency (median per run)", digits=1
+    )
+    if results:
+        print(
+            f"    requests of the last run: {json.dumps(results[-1]['by_request'], sort_keys=True)}",
+            flush=True,
+        )
+
+
+def baseline(bench: benchlib.Bench, venv: str | None) -> None:
+    python = Path(venv or os.environ.get("BODYWORK_30_VENV", ""), "bin", "python")
+    if not venv and not os.environ.get("BODYWORK_30_VENV"):
+        bench.note(
+            "baseline Bodywork 3.0.12 not run: no virtual environment given (--bodywork-venv or "
+            "BODYWORK_30_VENV; install with the pins of bodywork-3.0-spec.md §11)"
+        )
+        return
+    if not python.exists():
+        bench.note(f"baseline Bodywork 3.0.12 not run: {python} does not exist")
+        return
+    bench.note(
+        "baseline Bodywork 3.0.12 not run: a runner of its controller against the fake (its git clone, "
+        "image check and RBAC calls stubbed) is not written yet"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ready-seconds", type=float, default=1.0)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--ready-seconds", type=float, default=1.0, help="4-stage DAG: stage ready after")
+    parser.add_argument(
+        "--scale-ready-seconds", type=float, default=1.0, help="scale runs: stage ready after"
+    )
+    parser.add_argument("--scales", default="1x200,1x1000,100x10", help="STEPSxWIDTH,... ('' for none)")
+    parser.add_argument("--skip-dag", action="store_true")
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--bodywork-venv", default=None)
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per deploy process")
+    benchlib.runs_argument(parser)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--kubeconfig", help=argparse.SUPPRESS)
+    parser.add_argument("--run", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    runs = [run_once(args.ready_seconds, i) for i in range(args.repeat)]
-    stages = 4
-    ratios = [r["wall"] / r["critical_path"] for r in runs]
-    best = min(range(len(runs)), key=lambda i: ratios[i])
-    print(f"4-stage DAG a >> b,c >> d, each stage ready after {args.ready_seconds:.1f}s, {args.repeat} runs")
-    print(
-        f"wall / critical path: best {ratios[best]:.3f} (wall {runs[best]['wall']:.3f}s / "
-        f"{runs[best]['critical_path']:.1f}s), median {statistics.median(ratios):.3f}"
-        f"  (target <= {WALL_RATIO_TARGET})"
+    if args.child:
+        return child(args)
+
+    bench = benchlib.Bench("bench_deploy")
+    bench.note(
+        "the fake API server and the deploy run as two separate processes per run; "
+        "the tool's CPU and RSS are the deploy process's"
     )
-    for stage in ("a", "b", "c", "d"):
-        values = [r["detection"][stage] * 1000 for r in runs]
+    if not args.skip_dag:
         print(
-            f"detection latency {stage}: best {min(values):.1f} ms, median {statistics.median(values):.1f} ms"
-            f"  (target <= {DETECTION_TARGET_SECONDS * 1000:.0f} ms)"
+            f"4-stage DAG a >> b,c >> d, each stage ready after {args.ready_seconds:g}s, {args.runs} runs",
+            flush=True,
         )
-    run = runs[best]
-    print(
-        f"API requests per stage (without watches): {run['requests'] / stages:.2f} "
-        f"(target <= {REQUESTS_PER_STAGE_TARGET}); by verb {run['by_verb']}; "
-        f"plus {run['watch_requests']} list/watch requests ({run['watch_requests'] / stages:.2f} per stage)"
-    )
+        results = run_scenario(bench, "dag4", "dag", args.ready_seconds, args.runs, args.timeout)
+        col = lambda name: [r[name] for r in results]  # noqa: E731
+        bench.figure(
+            "dag4.wall_ratio",
+            col("ratio"),
+            "",
+            at_most(WALL_RATIO_GOAL),
+            "dag4: wall ÷ critical path (deploy call)",
+        )
+        bench.figure(
+            "dag4.process_overhead_s",
+            [r["process_wall"] - r["critical_path"] for r in results],
+            "s",
+            label="dag4: process wall − critical path",
+        )
+        for stage in "abcd":
+            values = [r["detection_by_stage"][stage] for r in results if stage in r["detection_by_stage"]]
+            bench.figure(
+                f"dag4.detection_ms.{stage}",
+                values,
+                "ms",
+                at_most(DETECTION_GOAL_MS),
+                f"dag4: detection latency {stage}",
+                digits=1,
+            )
+        bench.figure(
+            "dag4.requests_per_stage",
+            col("requests_per_stage"),
+            "",
+            at_most(REQUESTS_PER_STAGE_GOAL),
+            "dag4: requests per stage (lists included)",
+            digits=2,
+        )
+        bench.figure("dag4.lists", col("lists"), "", label="dag4: lists per deployment", digits=0)
+        bench.figure(
+            "dag4.watches", col("watches"), "", label="dag4: watch requests per deployment", digits=0
+        )
+        bench.figure("dag4.import_cpu_s", col("import_cpu"), "s", label="dag4: engine import CPU")
+        if results:
+            print(
+                f"    requests of the last run: {json.dumps(results[-1]['by_request'], sort_keys=True)}",
+                flush=True,
+            )
+    for scale in [s for s in args.scales.split(",") if s]:
+        steps, width = (int(x) for x in scale.split("x"))
+        print(
+            f"scale {steps} step(s) x {width} stages ({steps * width} stages), ready after "
+            f"{args.scale_ready_seconds:g}s, {args.runs} runs",
+            flush=True,
+        )
+        results = run_scenario(bench, scale, scale, args.scale_ready_seconds, args.runs, args.timeout)
+        report_scale(bench, scale, results)
+    if not args.skip_baseline:
+        baseline(bench, args.bodywork_venv)
+    bench.finish()
     return 0
 
 

@@ -1,22 +1,29 @@
-"""Validation and start-up speed (issue 2). Prints figures and their ratio to the targets; asserts nothing.
+"""Validation speed (issue 15, goal 5): whole processes, as users run them; figures beside goals.
 
-    python bench/bench_validate.py [--stages 1000] [--repeat 5]
+    python bench/bench_validate.py [--stages 1000,10000] [--runs 5]
 
-Targets: validating a 1,000-stage bodywork.yaml in under 0.5 s; `bodywork-action --help` starting in
-under 0.4 s. Each figure is the best of --repeat runs (the least disturbed by a shared machine), with
-the median beside it.
+Each figure is the median (and range) over ``--runs`` separate processes of
+``python -m bodywork_action validate -f FILE`` on a generated bodywork.yaml, wall and CPU (user + system,
+from wait4) of the whole process: interpreter start, imports, schema load and validation. Goals: 1,000
+stages ≤ 0.5 s wall and ≤ 0.3 s CPU on a quiet machine; 10,000 stages linear (≤ 10 × the 1,000-stage
+figure). ``bodywork-action --help`` (≤ 0.4 s) and ``python -c pass`` (the interpreter's floor) are
+measured the same way. The last line is ``RESULT {json}`` (see bench/benchlib.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import subprocess
 import sys
-import time
+import tempfile
+from pathlib import Path
 
-VALIDATE_TARGET_SECONDS = 0.5
-HELP_TARGET_SECONDS = 0.4
+import benchlib  # bench/ is on sys.path: this file's folder
+from benchlib import at_most
+
+ROOT = Path(__file__).resolve().parents[1]
+VALIDATE_WALL_GOAL_S = 0.5  # 1,000 stages, whole process
+VALIDATE_CPU_GOAL_S = 0.3
+HELP_GOAL_S = 0.4
 
 
 def generate(stage_count: int) -> bytes:
@@ -53,74 +60,77 @@ def generate(stage_count: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def time_validation(raw: bytes, repeat: int) -> list[float]:
-    from bodywork_action.config import validate_config
-
-    validate_config(b'version: "1.1"\n')  # warm the schema cache, as any real run pays once
-    timings = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        outcome = validate_config(raw)
-        timings.append(time.perf_counter() - start)
-        assert outcome.pipeline is not None, [p.format() for p in outcome.errors[:3]]
-    return timings
-
-
-def time_cold_validation(raw_path: str, repeat: int) -> list[float]:
-    """A whole process validating the file: interpreter start, imports, schema load and validation."""
-    timings = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "bodywork_action", "validate", "-f", raw_path],
-            check=True,
-            capture_output=True,
-        )
-        timings.append(time.perf_counter() - start)
-    return timings
-
-
-def time_help(repeat: int) -> list[float]:
-    timings = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "bodywork_action", "--help"], check=True, capture_output=True)
-        timings.append(time.perf_counter() - start)
-    return timings
-
-
-def report(label: str, timings: list[float], target: float | None) -> None:
-    best, median = min(timings), statistics.median(timings)
-    ratio = f"  ratio to target {best / target:.2f} ({'OK' if best <= target else 'OVER'})" if target else ""
-    print(f"{label:<44} best {best * 1000:8.1f} ms  median {median * 1000:8.1f} ms{ratio}")
+def measure(argv: list[str], runs: int) -> list[benchlib.ProcessRun]:
+    out = []
+    for _ in range(runs):
+        proc = benchlib.run_process(argv, cwd=str(ROOT), timeout=300)
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"{' '.join(argv)} exited {proc.returncode}: {proc.stdout[-500:]}{proc.stderr[-500:]}"
+            )
+        out.append(proc)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stages", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--stages", default="1000,10000", help="comma-separated stage counts")
+    benchlib.runs_argument(parser)
     args = parser.parse_args()
-    raw = generate(args.stages)
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("wb", suffix=".yaml", delete=False) as handle:
-        handle.write(raw)
-    print(f"{args.stages}-stage bodywork.yaml: {len(raw) / 1024:.0f} KiB")
-    report(
-        f"validate {args.stages} stages (in process)",
-        time_validation(raw, args.repeat),
-        VALIDATE_TARGET_SECONDS,
+    bench = benchlib.Bench("bench_validate")
+    counts = [int(c) for c in args.stages.split(",") if c]
+    walls: dict[int, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:
+        for count in counts:
+            path = Path(tmp, f"bodywork-{count}.yaml")
+            raw = generate(count)
+            path.write_bytes(raw)
+            print(
+                f"{count}-stage bodywork.yaml: {len(raw) / 1024:.0f} KiB, {args.runs} processes", flush=True
+            )
+            runs = measure([sys.executable, "-m", "bodywork_action", "validate", "-f", str(path)], args.runs)
+            wall_goal = at_most(VALIDATE_WALL_GOAL_S * count / 1000)
+            cpu_goal = at_most(VALIDATE_CPU_GOAL_S * count / 1000)
+            entry = bench.figure(
+                f"validate_{count}.wall_s",
+                [r.wall for r in runs],
+                "s",
+                wall_goal,
+                f"validate {count} stages: wall",
+            )
+            bench.figure(
+                f"validate_{count}.cpu_s",
+                [r.cpu for r in runs],
+                "s",
+                cpu_goal,
+                f"validate {count} stages: CPU",
+            )
+            bench.figure(
+                f"validate_{count}.rss_mb",
+                [r.max_rss_mb for r in runs],
+                "MB",
+                label=f"validate {count} stages: peak RSS",
+                digits=1,
+            )
+            if entry:
+                walls[count] = entry["median"]
+    if 1000 in walls and 10000 in walls:
+        bench.figure(
+            "validate_10000_over_1000",
+            [walls[10000] / walls[1000]],
+            "",
+            at_most(10.0),
+            "wall 10,000 ÷ wall 1,000 stages (linear: <= 10)",
+            digits=2,
+        )
+    help_runs = measure([sys.executable, "-m", "bodywork_action", "--help"], args.runs)
+    bench.figure(
+        "help.wall_s", [r.wall for r in help_runs], "s", at_most(HELP_GOAL_S), "bodywork-action --help: wall"
     )
-    report(
-        f"validate {args.stages} stages (whole process)", time_cold_validation(handle.name, args.repeat), None
-    )
-    report("bodywork-action --help (whole process)", time_help(args.repeat), HELP_TARGET_SECONDS)
-    python_only = []
-    for _ in range(args.repeat):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-        python_only.append(time.perf_counter() - start)
-    report("python -c pass (interpreter floor)", python_only, None)
+    floor = measure([sys.executable, "-c", "pass"], args.runs)
+    bench.figure("python_floor.wall_s", [r.wall for r in floor], "s", label="python -c pass: wall (floor)")
+    bench.figure("python_floor.cpu_s", [r.cpu for r in floor], "s", label="python -c pass: CPU (floor)")
+    bench.finish()
 
 
 if __name__ == "__main__":

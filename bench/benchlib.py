@@ -1,0 +1,196 @@
+"""What every benchmark here shares: runs in separate processes, medians with ranges, goals, load.
+
+A benchmark measures each figure over ``--runs`` (at least 5) separate processes, the way a user runs
+the tool, and prints for each figure its median, its range (min–max) and the goal beside it, judged on
+the median. The machine's load average is printed before and after, since these machines are shared.
+The last line of a benchmark is ``RESULT {json}`` (one line, machine-readable) so scripts can compare
+runs: ``{"bench": name, "load": [before, after], "figures": {name: {median, min, max, n, unit, goal,
+met}}, ...}``.
+
+Nothing here asserts: a benchmark reports, it never fails on a figure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+MIN_RUNS = 5
+RUN_MARK = "BENCHRUN "
+
+
+def load() -> tuple[float, float, float]:
+    """The 1, 5 and 15 minute load averages (runnable processes; this machine has os.cpu_count() cores)."""
+    return os.getloadavg()
+
+
+def load_text() -> str:
+    one, five, fifteen = load()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+@dataclass
+class ProcessRun:
+    """One measured child process: its wall time, CPU time (user + system), peak RSS and its report."""
+
+    wall: float
+    cpu: float
+    max_rss_mb: float
+    returncode: int
+    report: dict[str, Any]
+    stdout: str
+    stderr: str
+
+
+def run_process(
+    argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | None = None, timeout: float = 900
+) -> ProcessRun:
+    """Run one child to its end and measure it with wait4 (its own rusage, not its siblings').
+
+    The child may print a line ``BENCHRUN {json}``; that object becomes ``report``. Output goes to
+    temporary files, so a chatty child cannot block on a full pipe.
+    """
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.005)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+    report: dict[str, Any] = {}
+    for line in stdout.splitlines():
+        if line.startswith(RUN_MARK):
+            report = json.loads(line[len(RUN_MARK) :])
+    return ProcessRun(
+        wall=wall,
+        cpu=usage.ru_utime + usage.ru_stime,
+        max_rss_mb=usage.ru_maxrss / 1024,
+        returncode=proc.returncode,
+        report=report,
+        stdout=stdout,
+        stderr=stderr,
+    )
+
+
+def emit_run(report: dict[str, Any]) -> None:
+    """Called in a child: hand its figures to the parent (one line on stdout)."""
+    print(RUN_MARK + json.dumps(report), flush=True)
+
+
+@dataclass
+class Goal:
+    """``value <= limit`` (at_most) or ``value >= limit``; ``text`` is how it is printed."""
+
+    limit: float
+    at_most: bool = True
+
+    def met(self, value: float) -> bool:
+        return value <= self.limit if self.at_most else value >= self.limit
+
+    def text(self, unit: str = "") -> str:
+        return f"{'<=' if self.at_most else '>='} {self.limit:g}{(' ' + unit) if unit else ''}"
+
+
+def at_most(limit: float) -> Goal:
+    return Goal(limit, True)
+
+
+def at_least(limit: float) -> Goal:
+    return Goal(limit, False)
+
+
+@dataclass
+class Bench:
+    """Collects figures, prints them as they come and the RESULT line at the end."""
+
+    name: str
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.load_before = load()
+        print(f"[{self.name}] {load_text()} (before)", flush=True)
+
+    def figure(
+        self,
+        key: str,
+        values: Sequence[float],
+        unit: str = "",
+        goal: Goal | None = None,
+        label: str | None = None,
+        digits: int = 3,
+    ) -> dict[str, Any] | None:
+        values = [float(v) for v in values if v is not None]
+        if not values:
+            print(f"  {label or key:<52} no value")
+            return None
+        med, lo, hi = statistics.median(values), min(values), max(values)
+        entry: dict[str, Any] = {
+            "median": round(med, 6),
+            "min": round(lo, 6),
+            "max": round(hi, 6),
+            "n": len(values),
+            "unit": unit,
+        }
+        verdict = ""
+        if goal is not None:
+            entry["goal"] = goal.text(unit)
+            entry["met"] = goal.met(med)
+            verdict = f"  goal {goal.text(unit):<14} {'met' if entry['met'] else 'NOT MET'}"
+        few = "" if len(values) >= MIN_RUNS else f"  (only {len(values)} runs)"
+        print(
+            f"  {label or key:<52} median {med:>10.{digits}f} {unit:<6} range {lo:.{digits}f}–{hi:.{digits}f}"
+            f"{verdict}{few}",
+            flush=True,
+        )
+        self.figures[key] = entry
+        return entry
+
+    def note(self, text: str) -> None:
+        print(f"  note: {text}", flush=True)
+        self.notes.append(text)
+
+    def finish(self) -> None:
+        after = load()
+        print(f"[{self.name}] {load_text()} (after)", flush=True)
+        payload = {
+            "bench": self.name,
+            "load": {
+                "before": [round(x, 2) for x in self.load_before],
+                "after": [round(x, 2) for x in after],
+            },
+            "cores": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "figures": self.figures,
+            "notes": self.notes,
+            **self.extra,
+        }
+        print("RESULT " + json.dumps(payload, sort_keys=True), flush=True)
+
+
+def runs_argument(parser: Any, default: int = MIN_RUNS) -> None:
+    parser.add_argument(
+        "--runs", type=int, default=default, help=f"separate processes per figure (default {default}, min 1)"
+    )
