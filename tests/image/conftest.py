@@ -1,0 +1,75 @@
+"""Image tests: the unmodified Dockerfile built on the test engine and run as GitHub's runner runs it.
+
+The engine (Debian's dockerd) is started for the session and stopped after it, like PostgreSQL; a base
+image that can't be pulled is a stand-in built from Debian packages (testing/images.py). Without an
+engine, or with an image that can't be built, these tests skip with the exact reason, and fail the run
+when CI=true.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from testing.fake_k8s.fixtures import fake_cluster, fake_cluster_https  # noqa: F401
+from testing.image import REPO_ROOT, Build, RunnerDirs, build_image, chown_tree
+from testing.images import Engine, EngineUnavailable, ImageBuildFailed, ensure_engine, required
+
+
+def unavailable(reason: str) -> None:
+    if required():
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    try:
+        holder = ensure_engine()
+        running = holder.__enter__()
+    except EngineUnavailable as exc:
+        unavailable(f"no container engine: {exc}")
+    try:
+        yield running
+    finally:
+        holder.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def built(engine: Engine) -> Build:
+    try:
+        return build_image(engine)
+    except (ImageBuildFailed, RuntimeError) as exc:
+        unavailable(f"the action's image could not be built: {exc}")
+        raise
+
+
+@pytest.fixture(scope="session")
+def image(built: Build) -> str:
+    return built.tag
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> RunnerDirs:
+    return RunnerDirs(tmp_path / "runner")
+
+
+def checkout(root: Path, files: dict[str, str] | None = None) -> Path:
+    """A workspace owned by the runner's user, holding the repository's MLflow example (or ``files``)."""
+    root.mkdir(parents=True)
+    if files is None:
+        for name in ("bodywork.yaml", "mlflow_server.py"):
+            shutil.copy(REPO_ROOT / name, root / name)
+    else:
+        for name, text in files.items():
+            (root / name).write_text(text)
+    chown_tree(root)
+    return root
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    return checkout(tmp_path / "workspace")
