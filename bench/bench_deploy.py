@@ -153,14 +153,24 @@ def child(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- parent
-def one_run(scenario: str, ready: float, run: int, timeout: float) -> dict[str, Any]:
+def one_run(
+    scenario: str,
+    ready: float,
+    run: int,
+    timeout: float,
+    deploy_argv: list[str] | None = None,
+    stage_label: str | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """A fake process and a deploy process; returns the figures of this run (or an error)."""
+    import subprocess
+
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
         kubeconfig, report = Path(tmp, "kubeconfig"), Path(tmp, "fake.json")
         fake_argv = [sys.executable, str(ROOT / "bench" / "fake_server.py"), "--kubeconfig", str(kubeconfig)]
         fake_argv += ["--report", str(report), "--ready-seconds", str(ready)]
-        import subprocess
-
+        if stage_label:
+            fake_argv += ["--stage-label", stage_label]
         fake_log = open(Path(tmp, "fake.log"), "wb")  # noqa: SIM115 - closed below
         fake = subprocess.Popen(
             fake_argv, stdout=fake_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -173,9 +183,14 @@ def one_run(scenario: str, ready: float, run: int, timeout: float) -> dict[str, 
                         "the fake API server did not start: " + Path(tmp, "fake.log").read_text()
                     )
                 time.sleep(0.02)
-            argv = [sys.executable, __file__, "--child", scenario, "--kubeconfig", str(kubeconfig)]
-            argv += ["--run", str(run)]
-            proc = benchlib.run_process(argv, cwd=str(ROOT), timeout=timeout)
+            if deploy_argv is None:
+                argv = [sys.executable, __file__, "--child", scenario, "--kubeconfig", str(kubeconfig)]
+                argv += ["--run", str(run)]
+            else:
+                work = Path(tmp, "work")
+                work.mkdir()
+                argv = [*deploy_argv, str(kubeconfig), str(work)]
+            proc = benchlib.run_process(argv, cwd=str(ROOT), timeout=timeout, env=env)
         finally:
             fake.send_signal(signal.SIGTERM)
             _, status, _usage = os.wait4(fake.pid, 0)
@@ -201,7 +216,11 @@ def one_run(scenario: str, ready: float, run: int, timeout: float) -> dict[str, 
         for s in out["noticed_at"]
         if s in fake_report.get("done_at", {})
     }
-    stages = out["stages"]
+    stages = out.get("stages", 4)
+    out.setdefault("steps", 3)
+    out.setdefault("import_cpu", 0.0)
+    out.setdefault("peak_threads", 0)
+    out.setdefault("peak_fds", 0)
     return {
         "wall": out["wall"],
         "critical_path": out["steps"] * ready,
@@ -306,21 +325,104 @@ def report_scale(bench: benchlib.Bench, key: str, results: list[dict[str, Any]])
         )
 
 
-def baseline(bench: benchlib.Bench, venv: str | None) -> None:
-    python = Path(venv or os.environ.get("BODYWORK_30_VENV", ""), "bin", "python")
-    if not venv and not os.environ.get("BODYWORK_30_VENV"):
+BODYWORK_30_YAML = """\
+version: "1.1"
+pipeline:
+  name: bench
+  docker_image: bodyworkml/bodywork-core:3.0
+  DAG: a >> b,c >> d
+  usage_stats: false
+stages:
+  a: {executable_module_path: a.py, cpu_request: 0.25, memory_request_mb: 100,
+      batch: {max_completion_time_seconds: 60, retries: 0}}
+  b: {executable_module_path: b.py, cpu_request: 0.25, memory_request_mb: 100,
+      batch: {max_completion_time_seconds: 60, retries: 0}}
+  c: {executable_module_path: c.py, cpu_request: 0.25, memory_request_mb: 100,
+      service: {max_startup_time_seconds: 60, replicas: 1, port: 8000, ingress: false}}
+  d: {executable_module_path: d.py, cpu_request: 0.25, memory_request_mb: 100,
+      service: {max_startup_time_seconds: 60, replicas: 1, port: 8000, ingress: true}}
+logging:
+  log_level: INFO
+"""
+
+BASELINE_STUBS = (
+    "Bodywork 3.0.12 runs its own run_workflow unchanged, with STUBS for what the fake cannot answer: "
+    "git clone (a prepared folder is copied), the Docker Hub image check (True), and the RBAC calls "
+    "(service account check/setup do nothing)"
+)
+
+
+def baseline(bench: benchlib.Bench, venv: str | None, ready: float, runs: int, timeout: float) -> None:
+    """Bodywork 3.0.12's controller on the same fake and DAG, when a venv with it exists."""
+    venv = venv or os.environ.get("BODYWORK_30_VENV")
+    if not venv:
         bench.note(
             "baseline Bodywork 3.0.12 not run: no virtual environment given (--bodywork-venv or "
-            "BODYWORK_30_VENV; install with the pins of bodywork-3.0-spec.md §11)"
+            "BODYWORK_30_VENV; install it with the pins of bodywork-3.0-spec.md section 11: "
+            "PIP_CONSTRAINT with setuptools<66 and cython<3, then click<8.2)"
         )
         return
+    python = Path(venv, "bin", "python")
     if not python.exists():
         bench.note(f"baseline Bodywork 3.0.12 not run: {python} does not exist")
         return
-    bench.note(
-        "baseline Bodywork 3.0.12 not run: a runner of its controller against the fake (its git clone, "
-        "image check and RBAC calls stubbed) is not written yet"
+    bench.note(BASELINE_STUBS)
+    print(
+        f"baseline: Bodywork 3.0.12, 4-stage DAG, each stage ready after {ready:g}s, {runs} runs", flush=True
     )
+    env = dict(os.environ)
+    env.update({"HTTP_PROXY": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"})  # no usage ping
+    with tempfile.TemporaryDirectory(prefix="bench-bodywork30-") as project:
+        Path(project, "bodywork.yaml").write_text(BODYWORK_30_YAML)
+        for name in "abcd":
+            Path(project, f"{name}.py").write_text("")
+        argv = [str(python), str(ROOT / "bench" / "bodywork30_runner.py"), project]
+        results, errors = [], []
+        for run in range(runs):
+            res = one_run("dag", ready, run, timeout, deploy_argv=argv, stage_label="stage", env=env)
+            if "error" in res:
+                errors.append(res["error"])
+                print(f"  bodywork30 run {run + 1}/{runs}: FAILED: {res['error'][:400]}", flush=True)
+                if len(errors) >= 2 and not results:
+                    break
+                continue
+            results.append(res)
+            print(
+                f"  bodywork30 run {run + 1}/{runs}: wall {res['wall']:.2f}s, {benchlib.load_text()}",
+                flush=True,
+            )
+    if errors:
+        bench.extra.setdefault("errors", {})["bodywork30"] = errors
+    col = lambda name: [r[name] for r in results]  # noqa: E731
+    bench.figure("bodywork30.wall_ratio", col("ratio"), "", label="Bodywork 3.0.12: wall ÷ critical path")
+    bench.figure(
+        "bodywork30.process_overhead_s",
+        [r["process_wall"] - r["critical_path"] for r in results],
+        "s",
+        label="Bodywork 3.0.12: process wall − critical path",
+    )
+    for stage in "abcd":
+        values = [r["detection_by_stage"][stage] for r in results if stage in r["detection_by_stage"]]
+        bench.figure(
+            f"bodywork30.detection_ms.{stage}",
+            values,
+            "ms",
+            label=f"Bodywork 3.0.12: detection latency {stage}",
+            digits=1,
+        )
+    bench.figure(
+        "bodywork30.requests_per_stage",
+        col("requests_per_stage"),
+        "",
+        label="Bodywork 3.0.12: requests per stage",
+        digits=2,
+    )
+    bench.figure("bodywork30.cpu_s", col("process_cpu"), "s", label="Bodywork 3.0.12: process CPU")
+    if results:
+        print(
+            f"    requests of the last run: {json.dumps(results[-1]['by_request'], sort_keys=True)}",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -405,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         results = run_scenario(bench, scale, scale, args.scale_ready_seconds, args.runs, args.timeout)
         report_scale(bench, scale, results)
     if not args.skip_baseline:
-        baseline(bench, args.bodywork_venv)
+        baseline(bench, args.bodywork_venv, args.ready_seconds, args.runs, args.timeout)
     bench.finish()
     return 0
 

@@ -2,10 +2,10 @@
 
     python bench/fake_server.py --kubeconfig KC --report OUT.json [--ready-seconds 1.0]
 
-Every Job and Deployment carrying ``app.kubernetes.io/name`` is scripted to be done ``--ready-seconds``
-after its pods are created. The kubeconfig is written once the server listens. On SIGTERM it writes
-OUT.json: when each stage became done (``time.time()``, by ``app.kubernetes.io/name``), the requests
-it answered (by verb and resource), and its own CPU seconds; then it exits.
+Every Job and Deployment carrying ``app.kubernetes.io/name`` (or ``--stage-label``) is scripted to be
+done ``--ready-seconds`` after its pods are created. The kubeconfig is written once the server
+listens. On SIGTERM it writes OUT.json: when each stage became done (``time.time()``, by the stage
+label), the requests it answered (by verb and resource), and its own CPU seconds; then it exits.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def main() -> int:
     parser.add_argument("--report", required=True)
     parser.add_argument("--ready-seconds", type=float, default=1.0)
     parser.add_argument("--history-size", type=int, default=100_000)
+    parser.add_argument("--stage-label", default=STAGE_LABEL, help="label naming each object's stage")
     args = parser.parse_args()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -57,15 +58,15 @@ def main() -> int:
         time_scale=1.0, bookmark_interval=5.0, history_size=args.history_size, kubeconfig_path=args.kubeconfig
     )
     scenario = {"start_seconds": 0, "run_seconds": args.ready_seconds, "ready_seconds": args.ready_seconds}
-    fake.script("Job", f"{STAGE_LABEL}!=none", dict(scenario))
-    fake.script("Deployment", f"{STAGE_LABEL}!=none", dict(scenario))
+    fake.script("Job", f"{args.stage_label}!=none", dict(scenario))
+    fake.script("Deployment", f"{args.stage_label}!=none", dict(scenario))
     done_at: dict[str, float] = {}
 
     def on_store_event(event: Any) -> None:
         kind = event.resource.kind
         if kind not in ("Job", "Deployment") or event.type == "DELETED":
             return
-        stage = (event.obj["metadata"].get("labels") or {}).get(STAGE_LABEL, "")
+        stage = (event.obj["metadata"].get("labels") or {}).get(args.stage_label, "")
         if stage and stage not in done_at and is_done(kind, event.obj):
             done_at[stage] = time.time()
 
