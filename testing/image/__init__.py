@@ -216,7 +216,29 @@ def github_environment(workspace: str = "/github/workspace", **overrides: str) -
     return environ
 
 
-def run_container_action(
+@dataclass(frozen=True)
+class PreparedRun:
+    """A ``docker run`` as the runner would issue it: argv, the client's environment, the host files."""
+
+    argv: list[str]
+    env: dict[str, str]
+    output: Path
+    summary: Path
+    host_files: tuple[Path, ...]
+
+    def finish(self, completed: subprocess.CompletedProcess[str], seconds: float) -> ContainerRun:
+        return ContainerRun(
+            returncode=completed.returncode,
+            stdout=completed.stdout,
+            stderr=completed.stderr,
+            outputs_text=self.output.read_text(),
+            summary=self.summary.read_text(),
+            seconds=seconds,
+            host_files=self.host_files,
+        )
+
+
+def prepare_container_action(
     engine: Engine,
     image: str,
     workspace: Path,
@@ -225,9 +247,8 @@ def run_container_action(
     env: Mapping[str, str] | None = None,
     *,
     github: Mapping[str, str] | None = None,
-    timeout: float = 300,
-) -> ContainerRun:
-    """One step ``uses: ./`` with ``with: inputs`` and ``env: env``, run as the runner runs it."""
+) -> PreparedRun:
+    """The ``docker run`` for one step ``uses: ./`` with ``with: inputs`` and ``env: env``."""
     output_host, output_path = dirs.command_file("set_output")
     summary_host, summary_path = dirs.command_file("step_summary")
     env_host, env_path = dirs.command_file("set_env")
@@ -246,7 +267,8 @@ def run_container_action(
         GITHUB_STATE=state_path,
     )
     socket = engine.host.removeprefix("unix://")
-    command = [
+    argv = [
+        docker_client(),
         "run",
         "--rm",
         "--name",
@@ -270,25 +292,28 @@ def run_container_action(
         f"{workspace}:/github/workspace",
         image,
     ]
+    files = (output_host, summary_host, env_host, path_host, state_host)
+    return PreparedRun(argv, {**engine.env, **variables}, output_host, summary_host, files)
+
+
+def run_container_action(
+    engine: Engine,
+    image: str,
+    workspace: Path,
+    dirs: RunnerDirs,
+    inputs: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    github: Mapping[str, str] | None = None,
+    timeout: float = 300,
+) -> ContainerRun:
+    """One step ``uses: ./`` with ``with: inputs`` and ``env: env``, run as the runner runs it."""
+    prepared = prepare_container_action(engine, image, workspace, dirs, inputs, env, github=github)
     started = time.monotonic()
     completed = subprocess.run(
-        [docker_client(), *command],
-        env={**engine.env, **variables},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+        prepared.argv, env=prepared.env, capture_output=True, text=True, timeout=timeout, check=False
     )
-    seconds = time.monotonic() - started
-    return ContainerRun(
-        returncode=completed.returncode,
-        stdout=completed.stdout,
-        stderr=completed.stderr,
-        outputs_text=output_host.read_text(),
-        summary=summary_host.read_text(),
-        seconds=seconds,
-        host_files=(output_host, summary_host, env_host, path_host, state_host),
-    )
+    return prepared.finish(completed, time.monotonic() - started)
 
 
 def docker_run(engine: Engine, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
