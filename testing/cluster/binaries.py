@@ -79,3 +79,42 @@ def ensure_binaries(progress: Callable[[str], None] | None = None) -> Path:
     if rc != 0:
         raise BuildFailed(f"testing/cluster/build.sh failed (exit {rc}); last output:\n" + "\n".join(tail))
     return Path(tail[-1])
+
+
+NODE_COMPONENTS = ("kubelet", "bridge", "host-local", "loopback", "git-sync", "pause")
+
+
+def ensure_node_binaries(progress: Callable[[str], None] | None = None) -> Path:
+    """The real node's binaries (kubelet, CNI plugins, git-sync, pause), built by build.sh if needed.
+
+    Raises BuildUnavailable without a Go toolchain, BuildFailed when the build fails.
+    """
+    proc = subprocess.run(
+        ["bash", str(BUILD_SCRIPT), "--real-node", "--print"], capture_output=True, text=True, check=False
+    )
+    if proc.returncode == 0:
+        return Path(proc.stdout.strip().splitlines()[-1])
+    go = find_go()
+    if go is None:
+        raise BuildUnavailable("real-node binaries are not built and no Go toolchain (>= 1.26) was found")
+    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
+    run = subprocess.Popen(
+        ["bash", str(BUILD_SCRIPT), "--real-node"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, GO=go),
+    )
+    assert run.stdout is not None
+    tail: list[str] = []
+    for line in run.stdout:
+        tail = [*tail[-39:], line.rstrip("\n")]
+        say(tail[-1])
+    rc = run.wait()
+    if rc == 3:
+        raise BuildUnavailable("\n".join(tail[-5:]))
+    if rc != 0:
+        raise BuildFailed(
+            f"testing/cluster/build.sh --real-node failed (exit {rc}); last output:\n" + "\n".join(tail)
+        )
+    return Path(tail[-1])

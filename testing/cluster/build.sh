@@ -3,11 +3,20 @@
 #
 #   testing/cluster/build.sh            # build if needed, print the binary directory on the last line
 #   testing/cluster/build.sh --print    # only print the binary directory (exit 1 if not built)
+#   testing/cluster/build.sh --real-node [--print]   # the same for the real node's binaries (below)
 #
 # What it builds (versions come from go.mod in this directory; go.sum pins every checksum):
 #   kube-apiserver, kube-controller-manager, kube-scheduler  k8s.io/kubernetes/cmd/...   (K8S_VERSION)
 #   etcd                                                     go.etcd.io/etcd/server/v3  (the version k8s pins)
 #   kwok                                                     sigs.k8s.io/kwok/cmd/kwok  (v0.8.0)
+#
+# With --real-node, the real node's binaries instead (testing/cluster/realnode.py runs them under Debian's
+# containerd and runc):
+#   kubelet                       k8s.io/kubernetes/cmd/kubelet       (same module, same ldflags)
+#   bridge, host-local, loopback  github.com/containernetworking/plugins (CNI_VERSION; go install)
+#   git-sync                      third_party/git-sync (v4.4.0 sources: the module proxy refuses it)
+#   pause                         pause/pause.go (the pod sandbox's process)
+# into <the entry below>/node-<hash of their inputs>/bin.
 #
 # Into: ${BODYWORK_CLUSTER_CACHE:-$XDG_CACHE_HOME/bodywork-action/cluster}/<K8S_VERSION>-<go.sum hash>/bin
 # A binary that already exists is not rebuilt; when all five exist (and the .complete stamp is there)
@@ -22,15 +31,31 @@ cd "$here"
 
 K8S_VERSION="v1.37.2"
 KWOK_VERSION="v0.8.0"
+CNI_VERSION="v1.9.1"
+GIT_SYNC_VERSION="v4.4.0"
 
 mode="build"
-if [[ "${1:-}" == "--print" ]]; then mode="print"; fi
+target="control-plane"
+for arg in "$@"; do
+  case "$arg" in
+    --print) mode="print" ;;
+    --real-node) target="real-node" ;;
+    *) echo "usage: build.sh [--real-node] [--print]" >&2; exit 2 ;;
+  esac
+done
 
 cache_root="${BODYWORK_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bodywork-action/cluster}"
 key="$(cat go.mod go.sum | sha256sum | cut -c1-12)"
 dest="$cache_root/${K8S_VERSION}-${key}"
 bin="$dest/bin"
 components=(etcd kwok kube-apiserver kube-controller-manager kube-scheduler)
+if [[ "$target" == "real-node" ]]; then
+  node_key="$( (echo "$CNI_VERSION $GIT_SYNC_VERSION"; cat pause/pause.go $(find third_party/git-sync -type f | sort)) \
+    | sha256sum | cut -c1-12)"
+  dest="$dest/node-$node_key"
+  bin="$dest/bin"
+  components=(kubelet bridge host-local loopback git-sync pause)
+fi
 
 all_present() {
   [[ -f "$dest/.complete" ]] || return 1
@@ -38,7 +63,7 @@ all_present() {
 }
 
 if [[ "$mode" == "print" ]]; then
-  all_present || { echo "control-plane binaries not built (expected in $bin)" >&2; exit 1; }
+  all_present || { echo "$target binaries not built (expected in $bin)" >&2; exit 1; }
   echo "$bin"
   exit 0
 fi
@@ -107,7 +132,30 @@ build_one() { # name package ldflags
   echo "[cluster-build] $name: done in $((SECONDS - start))s" >&2
 }
 
+build_cni() { # go install ...@version: the plugins module has no replace directives
+  local start=$SECONDS tmp="$dest/.gobin"
+  if [[ -x "$bin/bridge" && -x "$bin/host-local" && -x "$bin/loopback" ]]; then return 0; fi
+  echo "[cluster-build] CNI plugins: building $CNI_VERSION ..." >&2
+  mkdir -p "$tmp"
+  GOBIN="$tmp" GOFLAGS="-trimpath -p=${BODYWORK_CLUSTER_JOBS:-2}" "$GO" install -ldflags "-s -w" \
+    "github.com/containernetworking/plugins/plugins/main/bridge@$CNI_VERSION" \
+    "github.com/containernetworking/plugins/plugins/ipam/host-local@$CNI_VERSION" \
+    "github.com/containernetworking/plugins/plugins/main/loopback@$CNI_VERSION"
+  mv "$tmp/bridge" "$tmp/host-local" "$tmp/loopback" "$bin/"
+  echo "[cluster-build] CNI plugins: done in $((SECONDS - start))s" >&2
+}
+
 total=$SECONDS
+if [[ "$target" == "real-node" ]]; then
+  build_one pause ./pause "-s -w"
+  (cd third_party/git-sync && build_one git-sync . "-s -w -X k8s.io/git-sync/pkg/version.VERSION=$GIT_SYNC_VERSION")
+  build_cni
+  build_one kubelet k8s.io/kubernetes/cmd/kubelet "$k8s_ldflags"
+  echo "k8s=$K8S_VERSION cni=$CNI_VERSION git-sync=$GIT_SYNC_VERSION go=$go_version built=$build_date" > "$dest/.complete"
+  echo "[cluster-build] real-node binaries ready in $((SECONDS - total))s: $bin" >&2
+  echo "$bin"
+  exit 0
+fi
 build_one etcd go.etcd.io/etcd/server/v3 "$etcd_ldflags"
 build_one kwok sigs.k8s.io/kwok/cmd/kwok "$kwok_ldflags"
 build_one kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldflags"

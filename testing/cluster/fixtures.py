@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -79,3 +80,26 @@ def cp_namespace(control_plane: ControlPlane) -> Iterator[str]:
             yield name
         finally:
             core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def real_tier(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A control plane with one real node (kubelet + containerd) and no kwok nodes: pods really run.
+
+    Skipped with the exact reason when it can't be built or started; a failure instead in CI (CI=true)
+    or with BODYWORK_REALNODE_REQUIRED=1.
+    """
+    from testing.cluster.realnode import real_node_required, start_real_tier
+
+    say = _live_printer(request)
+    try:
+        tier = start_real_tier(progress=say)
+    except (BuildUnavailable, BuildFailed, ControlPlaneError, OSError, RuntimeError) as exc:
+        reason = f"real node unavailable: {type(exc).__name__}: {exc}"
+        if real_node_required():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    try:
+        yield tier
+    finally:
+        tier.stop()

@@ -209,6 +209,59 @@ class Pki:
         return self
 
 
+def spawn_component(name: str, cmd: list[str], workdir: Path, env: dict[str, str]) -> Component:
+    """Start one component in its own session, its output in ``workdir/<name>.log``; it gets SIGTERM
+    if the Python process that started it dies."""
+    comp = Component(name, cmd, workdir / f"{name}.log")
+    with comp.log_path.open("wb") as log:
+        comp.proc = subprocess.Popen(
+            comp.cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=workdir,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if os.name == "posix" else None,
+        )
+    return comp
+
+
+def wait_for_component(
+    components: dict[str, Component],
+    name: str,
+    check: Callable[[], bool],
+    *,
+    what: str = "ready",
+    timeout: float = 120.0,
+    error: type[Exception] | None = None,
+) -> None:
+    """Poll ``check`` until it is true; raise ``error`` (ControlPlaneError) with the log tail of any
+    component that exits meanwhile, or of ``name`` when ``timeout`` passes."""
+    error = error or ControlPlaneError
+    comp = components[name]
+    deadline = time.monotonic() + timeout
+    while True:
+        for other in components.values():
+            if other.proc is not None and other.proc.poll() is not None:
+                raise error(
+                    f"{other.name} exited with code {other.proc.returncode} while waiting for "
+                    f"{name} ({what}); command: {' '.join(other.cmd)}\n"
+                    f"--- last lines of {other.log_path} ---\n{other.log_tail()}"
+                )
+        try:
+            if check():
+                return
+        except (OSError, urllib.error.URLError, ValueError, KeyError):
+            pass
+        if time.monotonic() > deadline:
+            raise error(
+                f"{name} not {what} after {timeout:.0f}s\n"
+                f"--- last lines of {comp.log_path} ---\n{comp.log_tail()}"
+            )
+        time.sleep(0.2)
+
+
 # ------------------------------------------------------------------------------------ control plane
 class ControlPlane:
     """One real control plane. Use as a context manager or call start()/stop().
@@ -439,49 +492,14 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ processes
     def _spawn(self, name: str, args: list[str]) -> Component:
-        log_path = self.workdir / f"{name}.log"
-        comp = Component(name, [str(self.bin_dir / name), *args], log_path)
         env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}
         env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-        log = log_path.open("wb")
-        try:
-            comp.proc = subprocess.Popen(
-                comp.cmd,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.workdir,
-                env=env,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if os.name == "posix" else None,
-            )
-        finally:
-            log.close()
+        comp = spawn_component(name, [str(self.bin_dir / name), *args], self.workdir, env)
         self.components[name] = comp
         return comp
 
     def _wait(self, name: str, check: Callable[[], bool], what: str = "ready") -> None:
-        comp = self.components[name]
-        deadline = time.monotonic() + self.ready_timeout
-        while True:
-            for other in self.components.values():
-                if other.proc is not None and other.proc.poll() is not None:
-                    raise ControlPlaneError(
-                        f"{other.name} exited with code {other.proc.returncode} while waiting for "
-                        f"{name} ({what}); command: {' '.join(other.cmd)}\n"
-                        f"--- last lines of {other.log_path} ---\n{other.log_tail()}"
-                    )
-            try:
-                if check():
-                    return
-            except (OSError, urllib.error.URLError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                raise ControlPlaneError(
-                    f"{name} not {what} after {self.ready_timeout:.0f}s\n"
-                    f"--- last lines of {comp.log_path} ---\n{comp.log_tail()}"
-                )
-            time.sleep(0.2)
+        wait_for_component(self.components, name, check, what=what, timeout=self.ready_timeout)
 
     # ------------------------------------------------------------------ HTTP helpers
     def _http_ok(self, url: str, tls: bool = True) -> bool:
