@@ -1,23 +1,28 @@
-"""The GitHub Action's flow: inputs → the same commands as the CLI → outputs, summary and exit code.
+"""The GitHub Action's flow: inputs → the same engine as the CLI → outputs, summary and exit code.
 
 ``run_action(environ)`` is the action's one error boundary (``entrypoint.py`` only calls it). Order
 matters for secrets: every secret value and every kubeconfig credential is masked before anything
-else is printed. Every output is always written, empty when it does not apply.
+else is printed. Then bodywork.yaml is validated (annotations point at the file as the repository
+names it) and one small function per command does the rest. Every output is always written, empty
+when it does not apply.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import sys
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from bodywork_action import config, report, secret_groups, summary
+from bodywork_action import config, report, summary
 from bodywork_action.errors import (
+    EXIT_BUG,
     EXIT_INTERRUPTED,
     EXIT_INVALID_INPUT,
     EXIT_OK,
@@ -26,11 +31,21 @@ from bodywork_action.errors import (
     InputError,
 )
 from bodywork_action.executor import Progress, ProgressKind
-from bodywork_action.github import workflow as gha
-from bodywork_action.model import DEFAULT_GIT_SYNC_IMAGE, DeployContext, Pipeline, StageKind
+from bodywork_action.github.inputs import (
+    ActionInputs,
+    GitHubContext,
+    read_action_inputs,
+    read_github_context,
+    read_input,
+)
+from bodywork_action.github.workflow import ActionLog, append_summary, format_command, write_outputs
+from bodywork_action.model import DeployContext, Pipeline, StageKind
 from bodywork_action.results import DeploymentResult
+from bodywork_action.secret_groups import parse_secrets_input
 
-COMMANDS = ("deploy", "validate", "plan", "dry-run", "delete")
+if TYPE_CHECKING:  # pragma: no cover
+    from bodywork_action.kube.client import KubeTarget
+
 OUTPUT_NAMES = ("status", "namespace", "stages", "service-urls", "service-url", "mlflow-url", "summary")
 
 
@@ -38,15 +53,25 @@ OUTPUT_NAMES = ("status", "namespace", "stages", "service-urls", "service-url", 
 class _Run:
     """What the step has learnt so far; the outputs are built from it whatever happens."""
 
-    log: gha.ActionLog
-    github: gha.GitHubContext
+    log: ActionLog
+    github: GitHubContext
     outputs: dict[str, str] = field(default_factory=lambda: dict.fromkeys(OUTPUT_NAMES, ""))
     summary: str = ""
 
 
+@dataclass(frozen=True)
+class _Validated:
+    """An action run past validation: what every command but ``validate`` starts from."""
+
+    inputs: ActionInputs
+    pipeline: Pipeline
+    namespace: str
+    kubeconfig_yaml: str  # "" → in-cluster configuration
+
+
 def run_action(environ: Mapping[str, str], *, stdout: TextIO | None = None) -> int:
-    github = gha.read_github_context(environ)
-    run = _Run(gha.ActionLog(stdout or sys.stdout, debug=github.debug), github)
+    github = read_github_context(environ)
+    run = _Run(ActionLog(stdout or sys.stdout, debug=github.debug), github)
     try:
         code = _run(environ, run)
     except BodyworkActionError as exc:
@@ -71,16 +96,16 @@ def run_action(environ: Mapping[str, str], *, stdout: TextIO | None = None) -> i
             import traceback
 
             run.log.debug("".join(traceback.format_exception(exc)))
-        code = 3
+        code = EXIT_BUG
     _finish(run)
     return code
 
 
 def _finish(run: _Run) -> None:
     if run.github.output_path:
-        gha.write_outputs(run.github.output_path, run.outputs, redactor=run.log.redactor)
+        write_outputs(run.github.output_path, run.outputs, redactor=run.log.redactor)
     if run.github.summary_path and run.summary:
-        gha.append_summary(run.github.summary_path, run.summary)
+        append_summary(run.github.summary_path, run.summary)
 
 
 def _markdown_quote(text: str) -> str:
@@ -88,131 +113,148 @@ def _markdown_quote(text: str) -> str:
 
 
 def _run(environ: Mapping[str, str], run: _Run) -> int:
-    log, github = run.log, run.github
-
-    # 1. Mask first: secret values and kubeconfig credentials, before any other line.
-    spec = gha.parse_secrets_input(gha.read_input(environ, "secrets"))
-    requests = [secret_groups.SecretRequest(name, keys) for name, keys in spec.secrets.items()]
-    for key in spec.env_vars:
-        if environ.get(key):
-            log.mask(environ[key])
-    kubeconfig_yaml = ""
-    kubeconfig_input = gha.read_input(environ, "kubeconfig")
-    if kubeconfig_input:
-        kubeconfig_yaml = gha.parse_kubeconfig_input(kubeconfig_input)
-        for credential in gha.find_kubeconfig_credentials(kubeconfig_yaml):
-            log.mask(credential)
-
-    command = gha.read_choice_input(environ, "command", COMMANDS, default="deploy")
-    strict = gha.read_bool_input(environ, "strict", default=False)
-    workspace = Path(github.workspace or ".")
-    config_input = gha.read_input(environ, "config", default="bodywork.yaml")
-    config_path = workspace / config_input
-
-    # 2. Validate: annotations point at the file as the repository names it.
-    outcome = config.read_config(config_path, strict=strict, check_files=True)
-    problems = [_relative(p, workspace) for p in outcome.problems]
-    if outcome.pipeline is None:
-        log.annotate_problems(problems)
-        log.info(report.format_problems_text(config_input, problems))
-        run.outputs["status"] = "invalid"
-        run.outputs["summary"] = summary.render_one_line_invalid_config(problems, config_path=config_input)
-        run.summary = summary.render_invalid_config_summary(
-            problems, config_path=config_input, redactor=log.redactor
-        )
+    kubeconfig_yaml = _mask_secrets(environ, run.log)  # first: no other input is even checked before
+    inputs = read_action_inputs(environ)
+    workspace = Path(run.github.workspace or ".")
+    pipeline = _validate(inputs, workspace, run)
+    if pipeline is None:
         return EXIT_INVALID_INPUT
+    namespace = inputs.namespace or pipeline.target_namespace
+    run.outputs["namespace"] = namespace
+    validated = _Validated(inputs, pipeline, namespace, kubeconfig_yaml)
+    if inputs.command == "validate":
+        run.outputs["status"] = "valid"
+        run.outputs["summary"] = f"{inputs.config} is valid"
+        return EXIT_OK
+    if inputs.command == "plan":
+        return _plan(validated, run)
+    if inputs.command == "delete":
+        return _delete(validated, environ, run)
+    return _deploy(validated, environ, run, dry_run=inputs.command == "dry-run")
+
+
+def _mask_secrets(environ: Mapping[str, str], log: ActionLog) -> str:
+    """Mask every secret value and kubeconfig credential before any other line; the kubeconfig's YAML.
+
+    Reads only the ``secrets`` and ``kubeconfig`` inputs: an error in any other input may quote it,
+    and by then every value that could be quoted is masked.
+    """
+    from bodywork_action.kube.kubeconfig import find_kubeconfig_credentials, parse_kubeconfig_input
+
+    for request in parse_secrets_input(read_input(environ, "secrets")):
+        for key in request.keys:
+            if environ.get(key):
+                log.mask(environ[key])
+    kubeconfig_text = read_input(environ, "kubeconfig")
+    if not kubeconfig_text:
+        return ""
+    kubeconfig_yaml = parse_kubeconfig_input(kubeconfig_text)
+    for credential in find_kubeconfig_credentials(kubeconfig_yaml):
+        log.mask(credential)
+    return kubeconfig_yaml
+
+
+def _validate(inputs: ActionInputs, workspace: Path, run: _Run) -> Pipeline | None:
+    """Validate bodywork.yaml; annotations and messages name it as the repository does."""
+    log = run.log
+    config_path = workspace / inputs.config
+    outcome = config.read_config(config_path, strict=inputs.strict, check_files=True)
+    problems = [_relative(p, workspace) for p in outcome.problems]
     if problems:
         log.annotate_problems(problems)
-    pipeline = outcome.pipeline
-    namespace = gha.read_input(environ, "namespace") or pipeline.target_namespace
-    run.outputs["namespace"] = namespace
-    if command == "validate":
-        run.outputs["status"] = "valid"
-        run.outputs["summary"] = f"{config_input} is valid"
-        log.info(report.format_problems_text(config_input, problems))
-        return EXIT_OK
-
-    context = _deploy_context(environ, github, namespace=namespace)
-    if command == "plan":
-        from bodywork_action import render
-
-        with log.group(f"plan of {pipeline.name}"):
-            log.info(report.format_plan(pipeline, namespace=namespace))
-            log.info(
-                render.format_manifests_yaml(
-                    render.render_objects(pipeline, context, config_dir=_config_dir(config_input))
-                )
-            )
-        run.outputs["status"] = "planned"
-        run.outputs["summary"] = f"{pipeline.name}: plan of {len(pipeline.dag_stages)} stages in {namespace}"
-        return EXIT_OK
-
-    from bodywork_action.kube import deploy
-    from bodywork_action.kube.client import KubeTarget
-
-    private_kubeconfig = (
-        gha.write_private_kubeconfig(kubeconfig_yaml, environ)
-        if kubeconfig_yaml
-        else contextlib.nullcontext()
-    )  # no kubeconfig input: in-cluster configuration
-    with private_kubeconfig as path:
-        target = KubeTarget(kubeconfig=str(path) if path else "", context=gha.read_input(environ, "context"))
-        if command == "delete":
-            deleted = deploy.delete_pipeline(pipeline, target=target, namespace=namespace, environ=environ)
-            lines = [f"deleted {name}" for name in deleted.deleted]
-            if deleted.namespace_deleted:
-                lines.append(f"deleted namespace {deleted.namespace}")
-            if deleted.message:
-                lines.append(deleted.message)
-            for line in lines:
-                log.info(line)
-            run.outputs["status"] = "deleted"
-            run.outputs["summary"] = f"{pipeline.name}: deleted {len(deleted.deleted)} objects in {namespace}"
-            run.summary = (
-                f"## Bodywork delete: {pipeline.name}\n\n" + "\n".join(f"- {line}" for line in lines) + "\n"
-            )
-            return EXIT_OK
-
-        supply = secret_groups.build_secret_supply(
-            requests, environ, group=gha.read_input(environ, "secrets-group") or pipeline.secrets_group
+    if outcome.pipeline is None:
+        log.info(report.format_problems_text(inputs.config, problems))
+        run.outputs["status"] = "invalid"
+        run.outputs["summary"] = summary.render_one_line_invalid_config(problems, config_path=inputs.config)
+        run.summary = summary.render_invalid_config_summary(
+            problems, config_path=inputs.config, redactor=log.redactor
         )
-        from bodywork_action import options
+        return None
+    if inputs.command == "validate":
+        log.info(report.format_problems_text(inputs.config, problems))
+    return outcome.pipeline
 
-        smoke_tests = options.parse_smoke_tests(gha.read_multiline_input(environ, "smoke-test"), pipeline)
-        mlflow_stage = _mlflow_stage(pipeline, gha.read_input(environ, "mlflow-stage"))
-        # timeout-minutes: past it the executor stops waiting, as on Ctrl+C, and reports what ran.
-        cancel = threading.Event()
-        timeout_minutes = gha.read_int_input(environ, "timeout-minutes", default=60, minimum=1)
-        deadline = threading.Timer(timeout_minutes * 60, cancel.set)
-        deadline.daemon = True
-        deadline.start()
-        try:
-            result = deploy.deploy_pipeline(
+
+def _plan(validated: _Validated, run: _Run) -> int:
+    from bodywork_action import render
+    from bodywork_action.plan import render_plan
+
+    pipeline, namespace = validated.pipeline, validated.namespace
+    plan = render_plan(
+        pipeline, _deploy_context(validated, run.github), config_dir=_config_dir(validated.inputs.config)
+    )
+    with run.log.group(f"plan of {pipeline.name}"):
+        run.log.info(report.format_plan(pipeline, namespace=namespace))
+        run.log.info(render.format_manifests_yaml(plan.objects()))
+    run.outputs["status"] = "planned"
+    run.outputs["summary"] = f"{pipeline.name}: plan of {len(pipeline.dag_stages)} stages in {namespace}"
+    return EXIT_OK
+
+
+def _delete(validated: _Validated, environ: Mapping[str, str], run: _Run) -> int:
+    from bodywork_action.kube.inventory import delete_pipeline
+
+    pipeline, namespace = validated.pipeline, validated.namespace
+    with _kube_target(validated, environ) as target:
+        deleted = delete_pipeline(pipeline, target=target, namespace=namespace, environ=environ)
+    lines = report.format_delete_lines(deleted)
+    for line in lines:
+        run.log.info(line)
+    run.outputs["status"] = "deleted"
+    run.outputs["summary"] = f"{pipeline.name}: deleted {len(deleted.deleted)} objects in {namespace}"
+    run.summary = f"## Bodywork delete: {pipeline.name}\n\n" + "\n".join(f"- {line}" for line in lines) + "\n"
+    return EXIT_OK
+
+
+def _deploy(validated: _Validated, environ: Mapping[str, str], run: _Run, *, dry_run: bool) -> int:
+    from bodywork_action import options, secret_groups
+    from bodywork_action.kube.deploy import deploy_pipeline
+
+    inputs, pipeline, log = validated.inputs, validated.pipeline, run.log
+    context = _deploy_context(validated, run.github)
+    supply = secret_groups.build_secret_supply(
+        inputs.secrets, [environ], group=inputs.secrets_group, surface=secret_groups.Surface.ACTION
+    )
+    smoke_tests = options.parse_smoke_tests(inputs.smoke_test, pipeline)
+    mlflow_stage = _mlflow_stage(pipeline, inputs.mlflow_stage)
+    # timeout-minutes: past it the executor stops waiting, as on Ctrl+C, and reports what ran.
+    cancel = threading.Event()
+    deadline = threading.Timer(inputs.timeout_minutes * 60, cancel.set)
+    deadline.daemon = True
+    deadline.start()
+    try:
+        with _kube_target(validated, environ) as target:
+            result = deploy_pipeline(
                 pipeline,
                 context,
                 target=target,
                 secrets=supply,
-                dry_run=command == "dry-run",
+                dry_run=dry_run,
                 smoke_tests=smoke_tests,
                 report=_progress_reporter(log),
                 cancel=cancel,
-                config_dir=_config_dir(config_input),
+                config_dir=_config_dir(inputs.config),
                 environ=environ,
             )
-        finally:
-            deadline.cancel()
+    finally:
+        deadline.cancel()
     _set_result_outputs(run, result, mlflow_stage=mlflow_stage)
     run.summary = summary.render_summary(
         result,
         redactor=log.redactor,
         links=summary.SummaryLinks(
-            repository=github.repository,
-            repository_url=github.repository_url,
-            commit_url=github.commit_url,
-            run_url=github.run_url,
+            repository=run.github.repository,
+            repository_url=run.github.repository_url,
+            commit_url=run.github.commit_url,
+            run_url=run.github.run_url,
         ),
         pipeline=pipeline,
     )
+    _log_result(result, log)
+    return result.exit_code
+
+
+def _log_result(result: DeploymentResult, log: ActionLog) -> None:
     outcome, *notes = report.format_result_lines(result)
     if result.succeeded:
         log.info(outcome)
@@ -225,12 +267,23 @@ def _run(environ: Mapping[str, str], run: _Run) -> int:
     if details:
         with log.group("why it failed"), log.untrusted_text():
             log.info(details)
-    return result.exit_code
+
+
+@contextlib.contextmanager
+def _kube_target(validated: _Validated, environ: Mapping[str, str]) -> Iterator[KubeTarget]:
+    """The cluster to talk to: the kubeconfig input in a private file for the block's duration, or
+    (no kubeconfig input) the in-cluster configuration."""
+    from bodywork_action.kube.client import KubeTarget
+    from bodywork_action.kube.kubeconfig import write_private_kubeconfig
+
+    if not validated.kubeconfig_yaml:
+        yield KubeTarget(kubeconfig="", context=validated.inputs.context)
+        return
+    with write_private_kubeconfig(validated.kubeconfig_yaml, environ) as path:
+        yield KubeTarget(kubeconfig=str(path), context=validated.inputs.context)
 
 
 def _relative(problem: ConfigProblem, workspace: Path) -> ConfigProblem:
-    from dataclasses import replace
-
     try:
         return replace(problem, file=Path(problem.file).resolve().relative_to(workspace.resolve()).as_posix())
     except ValueError:
@@ -242,28 +295,31 @@ def _config_dir(config_input: str) -> str:
     return "" if parent in (".", "") else parent
 
 
-def _deploy_context(
-    environ: Mapping[str, str], github: gha.GitHubContext, *, namespace: str
-) -> DeployContext:
-    repository_url = gha.read_input(environ, "repository-url") or github.repository_url
-    commit = gha.read_input(environ, "commit") or github.sha
+def _deploy_context(validated: _Validated, github: GitHubContext) -> DeployContext:
+    from bodywork_action.context import build_deploy_context, build_deployment_id
+
+    inputs = validated.inputs
+    repository_url = inputs.repository_url or github.repository_url
+    commit = inputs.commit or github.sha
     if not repository_url:
         raise InputError("input 'repository-url' is empty and GITHUB_REPOSITORY is not set")
     if not commit:
         raise InputError("input 'commit' is empty and GITHUB_SHA is not set")
-    run_id = github.run_id or "local"
-    return DeployContext(
+    return build_deploy_context(
         repository_url=repository_url,
         commit=commit,
         ref=github.ref,
         run_url=github.run_url,
         actor=github.actor,
-        deployment_id=f"{run_id}-{github.run_attempt or '1'}",
-        namespace=namespace,
-        ingress_class=gha.read_input(environ, "ingress-class"),
-        git_sync_image=DEFAULT_GIT_SYNC_IMAGE,
-        git_credentials_secret=gha.read_input(environ, "git-credentials-secret"),
-        restart_token=f"{run_id}-{github.run_attempt or '1'}",
+        deployment_id=build_deployment_id(
+            run_id=github.run_id or "local",
+            run_attempt=github.run_attempt,
+            entropy=secrets.token_hex(3),
+            now_seconds=time.time(),
+        ),
+        namespace=validated.namespace,
+        ingress_class=inputs.ingress_class,
+        git_credentials_secret=inputs.git_credentials_secret,
     )
 
 
@@ -279,7 +335,7 @@ def _mlflow_stage(pipeline: Pipeline, requested: str) -> str:
     return ""
 
 
-def _progress_reporter(log: gha.ActionLog) -> Callable[[Progress], None]:
+def _progress_reporter(log: ActionLog) -> Callable[[Progress], None]:
     lock = threading.Lock()
 
     def on_progress(progress: Progress) -> None:
@@ -287,11 +343,11 @@ def _progress_reporter(log: gha.ActionLog) -> Callable[[Progress], None]:
         with lock:
             # One foldable group per DAG step: started and finished are separate executor events.
             if progress.kind is ProgressKind.STEP_STARTED:
-                log.info(gha.format_command("group", line or ""))
+                log.info(format_command("group", line or ""))
             elif line:
                 log.info(line)
             if progress.kind is ProgressKind.STEP_FINISHED:
-                log.info(gha.format_command("endgroup"))
+                log.info(format_command("endgroup"))
 
     return on_progress
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from bodywork_action import __version__
 from bodywork_action.errors import (
+    EXIT_BUG,
     EXIT_INTERRUPTED,
     EXIT_INVALID_INPUT,
     EXIT_OK,
@@ -28,9 +29,9 @@ from bodywork_action.errors import (
 if TYPE_CHECKING:  # pragma: no cover
     from bodywork_action.executor import Progress
     from bodywork_action.kube.client import KubeTarget
+    from bodywork_action.model import DeployContext
     from bodywork_action.results import DeploymentResult
 
-EXIT_BUG = 3
 
 Command = Callable[[argparse.Namespace, "Streams"], int]
 
@@ -57,27 +58,29 @@ def cmd_validate(args: argparse.Namespace, io: Streams) -> int:
     from bodywork_action import config, report
 
     outcome = config.read_config(Path(args.file), strict=args.strict, check_files=args.check_files)
-    formatter = {
-        "text": report.format_problems_text,
-        "json": report.format_problems_json,
-        "github": report.format_problems_github,
-    }[args.format]
-    io.print(formatter(outcome.file, outcome.problems))
+    if args.format == "github":
+        from bodywork_action.github.workflow import format_left_out, format_problem_annotations
+
+        lines, left_out = format_problem_annotations(outcome.problems)
+        io.print("\n".join([*lines, *([format_left_out(left_out)] if left_out else [])]))
+        io.print(report.format_problems_text(outcome.file, outcome.problems).splitlines()[-1])
+    elif args.format == "json":
+        io.print(report.format_problems_json(outcome.file, outcome.problems))
+    else:
+        io.print(report.format_problems_text(outcome.file, outcome.problems))
     return EXIT_OK if outcome.pipeline is not None else EXIT_INVALID_INPUT
 
 
 def cmd_plan(args: argparse.Namespace, io: Streams) -> int:
-    from bodywork_action import config, report
+    from bodywork_action import config, render, report
+    from bodywork_action.plan import render_plan
 
     pipeline = config.load_pipeline(Path(args.file), strict=args.strict, check_files=args.check_files)
     if args.output == "table":
         io.print(report.format_plan(pipeline, namespace=args.namespace or ""))
         return EXIT_OK
-    from bodywork_action import render
-    from bodywork_action.context import build_context
-
-    context = build_context(args, io.environ)
-    io.print(render.format_manifests_yaml(render.render_objects(pipeline, context)))
+    plan = render_plan(pipeline, _deploy_context(args, io.environ), config_dir=_config_dir(args))
+    io.print(render.format_manifests_yaml(plan.objects()))
     return EXIT_OK
 
 
@@ -98,19 +101,64 @@ def _kube_target(args: argparse.Namespace) -> KubeTarget:
     return KubeTarget(kubeconfig=args.kubeconfig or "", context=args.context or "")
 
 
+def _deploy_context(args: argparse.Namespace, environ: Mapping[str, str]) -> DeployContext:
+    """Flags first, then GitHub's variables (the CLI inside a workflow), then the git checkout."""
+    import secrets
+    import time
+
+    from bodywork_action.context import build_deploy_context, build_deployment_id
+    from bodywork_action.github.inputs import read_github_context
+    from bodywork_action.local import git
+
+    github = read_github_context(environ)
+    cwd = Path(args.file).resolve().parent
+    repository_url = args.repo or github.repository_url or git.read_remote_url(cwd)
+    commit = args.commit or github.sha or git.read_head_commit(cwd)
+    if not repository_url:
+        raise InputError("cannot tell which repository the stages should fetch: pass --repo URL")
+    if not commit:
+        raise InputError("cannot tell which commit to deploy: pass --commit SHA")
+    # The checkout's branch describes its own commit only: not one named with --repo/--commit.
+    explicit = bool(args.repo or args.commit)
+    ref = args.ref or (github.ref if github.sha else "") or ("" if explicit else git.read_head_ref(cwd))
+    return build_deploy_context(
+        repository_url=repository_url,
+        commit=commit,
+        ref=ref,
+        run_url=github.run_url,
+        actor=github.actor,
+        deployment_id=build_deployment_id(
+            run_id=github.run_id,
+            run_attempt=github.run_attempt,
+            entropy=secrets.token_hex(3),
+            now_seconds=time.time(),
+        ),
+        namespace=args.namespace or "",
+        ingress_class=args.ingress_class,
+        git_credentials_secret=args.git_credentials_secret,
+    )
+
+
+def _config_dir(args: argparse.Namespace) -> str:
+    from bodywork_action.local import git
+
+    return git.read_config_dir(Path(args.file))
+
+
 def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
     import signal
     import threading
 
     from bodywork_action import config, options, report, secret_groups
-    from bodywork_action.context import build_context
-    from bodywork_action.kube import deploy
+    from bodywork_action.kube.deploy import deploy_pipeline
 
     pipeline = config.load_pipeline(Path(args.file), strict=args.strict, check_files=args.check_files)
-    context = build_context(args, io.environ)
-    requests = secret_groups.parse_secret_requests(args.secret or [])
+    context = _deploy_context(args, io.environ)
     supply = secret_groups.build_secret_supply(
-        requests, io.environ, group=args.secrets_group or pipeline.secrets_group
+        secret_groups.parse_secret_options(args.secret or []),
+        [io.environ],
+        group=args.secrets_group or "",
+        surface=secret_groups.Surface.CLI,
     )
     smoke_tests = options.parse_smoke_tests(args.smoke_test or [], pipeline)
     cancel = threading.Event()
@@ -129,7 +177,7 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
         io.print(
             f"deploying {pipeline.name} at {context.short_commit} ({'dry run' if args.dry_run else 'live'})"
         )
-        result = deploy.deploy_pipeline(
+        result = deploy_pipeline(
             pipeline,
             context,
             target=_kube_target(args),
@@ -148,75 +196,53 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
     return result.exit_code
 
 
-def _config_dir(args: argparse.Namespace) -> str:
-    """The config's directory relative to the repository root (stages run from there, as in Bodywork)."""
-    import subprocess
-
-    directory = Path(args.file).resolve().parent
-    done = subprocess.run(
-        ["git", "rev-parse", "--show-toplevel"], cwd=directory, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        return ""
-    relative = directory.relative_to(Path(done.stdout.strip()).resolve()).as_posix()
-    return "" if relative == "." else relative
-
-
 def cmd_status(args: argparse.Namespace, io: Streams) -> int:
     import json
 
-    from bodywork_action import config
-    from bodywork_action.kube import deploy
+    from bodywork_action import config, report
+    from bodywork_action.kube.inventory import read_status
 
     pipeline = config.load_pipeline(Path(args.file), strict=args.strict)
-    state = deploy.read_status(
+    state = read_status(
         pipeline, target=_kube_target(args), namespace=args.namespace or "", environ=io.environ
     )
     io.print(
         json.dumps(state.to_json(), indent=2)
         if args.format == "json"
-        else deploy.format_pipeline_state(state)
+        else report.format_pipeline_state(state)
     )
     return EXIT_OK
 
 
 def cmd_delete(args: argparse.Namespace, io: Streams) -> int:
-    from bodywork_action import config
-    from bodywork_action.kube import deploy
+    from bodywork_action import config, report
+    from bodywork_action.kube.inventory import delete_pipeline
 
     pipeline = config.load_pipeline(Path(args.file), strict=args.strict)
-    outcome = deploy.delete_pipeline(
+    outcome = delete_pipeline(
         pipeline,
         target=_kube_target(args),
         namespace=args.namespace or "",
         dry_run=args.dry_run,
         environ=io.environ,
     )
-    prefix = "would delete" if outcome.dry_run else "deleted"
-    for name in outcome.deleted:
-        io.print(f"{prefix} {name}")
-    if outcome.namespace_deleted:
-        io.print(f"{prefix} namespace {outcome.namespace}")
-    if outcome.message:
-        io.print(outcome.message)
-    if not outcome.deleted and not outcome.namespace_deleted:
-        io.print(f"nothing of {outcome.pipeline} to delete in namespace {outcome.namespace}")
+    for line in report.format_delete_lines(outcome):
+        io.print(line)
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace, io: Streams) -> int:
     from bodywork_action import config, options, secret_groups
-    from bodywork_action.local import runner as local
+    from bodywork_action.local.runner import run_local
 
     if not args.local:
         raise InputError("`run` runs the pipeline on this machine: add --local (use `deploy` for a cluster)")
     config_file = Path(args.file)
     pipeline = config.load_pipeline(config_file, strict=args.strict)
-    requests = secret_groups.parse_secret_requests(args.secret or [])
-    result = local.run_local(
+    result = run_local(
         pipeline,
         config_file,
-        secrets={request.name: request.keys for request in requests},
+        secrets=secret_groups.parse_secret_options(args.secret or []),
         env_file=args.env_file,
         reuse_env=args.reuse_env,
         smoke_tests=options.parse_smoke_tests(args.smoke_test or [], pipeline),
@@ -230,11 +256,11 @@ def cmd_run(args: argparse.Namespace, io: Streams) -> int:
 
 
 def cmd_stop(args: argparse.Namespace, io: Streams) -> int:
-    from bodywork_action.local import runner as local
+    from bodywork_action.local.runner import stop_local
 
     if not args.local:
         raise InputError("`stop` stops services of `run --local --detach`: add --local")
-    return local.stop_local(Path(args.file).resolve().parent, out=io.out)
+    return stop_local(Path(args.file).resolve().parent, out=io.out)
 
 
 # --- parser -----------------------------------------------------------------------------------------

@@ -10,15 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pragma: no cover
-    from bodywork_action.results import DeploymentResult
 
 EXIT_OK = 0
 EXIT_DEPLOYMENT_FAILED = 1
 EXIT_INVALID_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_BUG = 3  # an internal error: a bug in bodywork-action, reported as one line
 
 
 class Severity(str, Enum):
@@ -135,13 +132,3 @@ class ClusterAuthError(ClusterError):
 
 class ClusterConflict(ClusterError):
     pass
-
-
-class DeploymentFailed(BodyworkActionError):
-    """The deployment ran and a stage failed; holds the full result."""
-
-    exit_code = EXIT_DEPLOYMENT_FAILED
-
-    def __init__(self, result: DeploymentResult, message: str = "") -> None:
-        self.result = result
-        super().__init__(message or "deployment failed")

@@ -122,7 +122,7 @@ def execute(
         if failed_step
         else DeploymentStatus.SUCCEEDED
     )
-    result = DeploymentResult(
+    deployment = DeploymentResult(
         pipeline=pipeline.name,
         namespace=pipeline.target_namespace,
         steps=pipeline.steps,
@@ -134,7 +134,7 @@ def execute(
         target=backend.target,
         message=_message(status, failed_step, ordered),
     )
-    return backend.finish(pipeline, result)
+    return backend.finish(pipeline, deployment)
 
 
 def _run_step(

@@ -112,6 +112,18 @@ class Pipeline:
         return self.stages[self.run_on_failure] if self.run_on_failure else None
 
 
+# Set by the tool in every stage container; a stage secret may not use these names.
+RESERVED_ENV_VARS = frozenset(
+    {
+        "GIT_COMMIT_HASH",
+        "PYTHONPATH",
+        "PYTHONUNBUFFERED",
+        "BODYWORK_STAGE",
+        "BODYWORK_NAMESPACE",
+        "BODYWORK_SERVICE_PORT",
+    }
+)
+
 DEFAULT_GIT_SYNC_IMAGE = "registry.k8s.io/git-sync/git-sync:v4.4.0"
 
 

@@ -45,6 +45,7 @@ in-cluster URL and allowed hosts). Those are ``RESERVED_ENV_VARS``: a stage secr
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import posixpath
@@ -84,6 +85,8 @@ ANNOTATION_REPOSITORY = "bodywork.dev/repository"
 ANNOTATION_REF = "bodywork.dev/ref"
 ANNOTATION_RUN_URL = "bodywork.dev/run-url"
 ANNOTATION_ACTOR = "bodywork.dev/actor"
+# On a Namespace this tool created: only such a namespace is ever deleted (by ``delete``).
+ANNOTATION_NAMESPACE_CREATED_FOR = "bodywork.dev/created-for-pipeline"
 ANNOTATION_DEPLOYMENT_ID = "bodywork.dev/deployment-id"
 # On the Deployment's pod template: changes on every deploy, so re-deploying the same commit rolls the
 # pods (services reload state such as the latest production model).
@@ -107,17 +110,6 @@ PORT_NAME = "http"
 NOTEBOOK_OUTPUT_DIR = "/tmp/bodywork-notebooks"  # executed copies go here: the checkout is the source
 NOTEBOOK_REQUIREMENTS = ("nbconvert", "ipykernel")
 SECRET_VALUE_REDACTED = "<redacted>"
-
-RESERVED_ENV_VARS = frozenset(
-    {
-        "GIT_COMMIT_HASH",
-        "PYTHONPATH",
-        "PYTHONUNBUFFERED",
-        "BODYWORK_STAGE",
-        "BODYWORK_NAMESPACE",
-        "BODYWORK_SERVICE_PORT",
-    }
-)
 
 # --- timing ---------------------------------------------------------------------------------------
 # Per Job attempt: scheduling, image pull, the clone and the pip install all happen before the
@@ -250,7 +242,7 @@ def job_deadline_seconds(batch: BatchSettings) -> int | None:
     attempts = batch.retries + 1
     per_attempt = batch.max_completion_time_seconds + JOB_ATTEMPT_STARTUP_ALLOWANCE_SECONDS
     backoff = sum(
-        min(JOB_RETRY_BACKOFF_BASE_SECONDS * 2**retry, JOB_RETRY_BACKOFF_MAX_SECONDS)
+        min(JOB_RETRY_BACKOFF_BASE_SECONDS << retry, JOB_RETRY_BACKOFF_MAX_SECONDS)
         for retry in range(batch.retries)
     )
     return attempts * per_attempt + backoff
@@ -425,10 +417,8 @@ def _stage_env(
     *,
     namespace: str,
     working_dir: str,
-    extra_env: Mapping[str, str],
 ) -> list[Manifest]:
     env = [_secret_env(secret.env_var, secret.secret, secret.env_var) for secret in stage.secrets]
-    env += [{"name": name, "value": value} for name, value in extra_env.items()]
     env += [
         {"name": "GIT_COMMIT_HASH", "value": context.commit},
         {"name": "PYTHONPATH", "value": working_dir},
@@ -468,7 +458,6 @@ def _stage_container(
     *,
     namespace: str,
     config_dir: str,
-    extra_env: Mapping[str, str],
 ) -> Manifest:
     working_dir = project_path(config_dir)
     container: Manifest = {
@@ -477,7 +466,7 @@ def _stage_container(
         "command": list(STAGE_COMMAND),
         "args": stage_args(stage),
         "workingDir": working_dir,
-        "env": _stage_env(stage, context, namespace=namespace, working_dir=working_dir, extra_env=extra_env),
+        "env": _stage_env(stage, context, namespace=namespace, working_dir=working_dir),
         "volumeMounts": [{"name": CODE_VOLUME, "mountPath": CODE_MOUNT_PATH}],
     }
     resources = _resources(stage)
@@ -504,7 +493,6 @@ def _pod_spec(
     namespace: str,
     restart_policy: str,
     config_dir: str,
-    extra_env: Mapping[str, str],
 ) -> Manifest:
     check_deploy_context(context)
     volumes: list[Manifest] = [{"name": CODE_VOLUME, "emptyDir": {}}]
@@ -529,7 +517,6 @@ def _pod_spec(
                 context,
                 namespace=namespace,
                 config_dir=config_dir,
-                extra_env=extra_env,
             )
         ],
         "volumes": volumes,
@@ -552,14 +539,19 @@ def _batch_settings(stage: Stage) -> BatchSettings:
 
 # --- the objects ----------------------------------------------------------------------------------
 def render_namespace(pipeline: Pipeline, context: DeployContext) -> Manifest:
+    """The Namespace, marked as created by this tool for this pipeline: ``delete`` removes a
+    namespace only when it carries that mark, and it is applied only when the namespace is new."""
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": _metadata(
             target_namespace(pipeline, context),
             namespace=None,
-            labels={LABEL_MANAGED_BY: MANAGED_BY},
-            annotations=common_annotations(pipeline, context),
+            labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_PART_OF: pipeline_label(pipeline)},
+            annotations={
+                **common_annotations(pipeline, context),
+                ANNOTATION_NAMESPACE_CREATED_FOR: pipeline_label(pipeline),
+            },
         ),
     }
 
@@ -570,9 +562,8 @@ def render_job(
     context: DeployContext,
     *,
     config_dir: str = "",
-    extra_env: Mapping[str, str] | None = None,
 ) -> Manifest:
-    """A batch stage as a Job; ``extra_env`` is for the run_on_failure stage (e.g. EXCEPTION_MESSAGE)."""
+    """A batch stage as a Job (where a stage becomes a Job)."""
     batch = _batch_settings(stage)
     namespace = target_namespace(pipeline, context)
     labels = {**common_labels(pipeline, context, stage), LABEL_DEPLOYMENT: deployment_short_id(context)}
@@ -592,7 +583,6 @@ def render_job(
                 namespace=namespace,
                 restart_policy="Never",
                 config_dir=config_dir,
-                extra_env=extra_env or {},
             ),
         },
     }
@@ -645,7 +635,6 @@ def render_deployment(
                     namespace=namespace,
                     restart_policy="Always",
                     config_dir=config_dir,
-                    extra_env={},
                 ),
             },
         },
@@ -707,21 +696,49 @@ def render_ingress(stage: Stage, pipeline: Pipeline, context: DeployContext) -> 
     }
 
 
-def render_secret(name: str, values: Mapping[str, str], *, namespace: str, group: str) -> Manifest:
-    """A Secret holding ``values`` (as stringData, so multi-line values survive as written).
+def render_secret(
+    name: str,
+    values: Mapping[str, str],
+    *,
+    namespace: str,
+    group: str,
+    kept_data: Mapping[str, str] | None = None,
+    owner: str | None = None,
+    existing_labels: Mapping[str, str] | None = None,
+) -> Manifest:
+    """A Secret holding ``values`` as stringData (multi-line values survive as written) and
+    ``kept_data`` (already base64, e.g. keys of the existing secret not supplied now) as data.
 
-    Never print the result: show ``redact_secret(...)`` instead.
+    ``owner`` (a pipeline label) marks a secret this tool creates for that pipeline; a secret that
+    someone else made keeps ``existing_labels`` and gains ours. Never print the result: show
+    ``redact_secret(...)`` instead.
     """
-    labels = {LABEL_MANAGED_BY: MANAGED_BY}
+    labels = {**(existing_labels or {}), LABEL_MANAGED_BY: MANAGED_BY}
     if group:
         labels[LABEL_SECRET_GROUP] = label_value(group)
-    return {
+    if owner:
+        labels[LABEL_PART_OF] = owner
+    manifest: Manifest = {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": _metadata(name, namespace=namespace, labels=labels, annotations={}),
         "type": "Opaque",
-        "stringData": dict(values),
     }
+    if kept_data:
+        manifest["data"] = dict(kept_data)
+    manifest["stringData"] = dict(values)
+    return manifest
+
+
+def with_stage_env(manifest: Mapping[str, Any], extra_env: Mapping[str, str]) -> Manifest:
+    """A copy of a planned Job or Deployment whose stage container also gets ``extra_env`` (the
+    run_on_failure stage's EXCEPTION_MESSAGE, known only once something failed)."""
+    copied: Manifest = copy.deepcopy(dict(manifest))
+    for container in copied["spec"]["template"]["spec"]["containers"]:
+        if container["name"] == STAGE_CONTAINER:
+            added = [{"name": name, "value": value} for name, value in extra_env.items()]
+            container["env"] = [*container.get("env", []), *added]
+    return copied
 
 
 def redact_secret(manifest: Mapping[str, Any]) -> Manifest:
@@ -751,17 +768,6 @@ def render_stage_objects(
 ) -> list[Manifest]:
     rendered = (render(stage, pipeline, context, config_dir) for render in STAGE_RENDERERS[stage.kind])
     return [manifest for manifest in rendered if manifest is not None]
-
-
-def render_objects(pipeline: Pipeline, context: DeployContext, *, config_dir: str = "") -> list[Manifest]:
-    """Every object of a deployment, in apply order: the Namespace, then each DAG stage's objects.
-
-    The run_on_failure stage is not included: it runs only after a failure (``render_job``).
-    """
-    objects = [render_namespace(pipeline, context)]
-    for stage in pipeline.dag_stages:
-        objects += render_stage_objects(stage, pipeline, context, config_dir=config_dir)
-    return objects
 
 
 # --- output ---------------------------------------------------------------------------------------

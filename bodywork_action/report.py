@@ -8,12 +8,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from bodywork_action.errors import ConfigProblem, Severity, visible
+from bodywork_action.errors import ConfigProblem, Severity
 from bodywork_action.executor import Progress, ProgressKind
 from bodywork_action.model import Pipeline, Stage
-from bodywork_action.results import DeploymentResult, StageResult
-
-GITHUB_ANNOTATIONS_MAX = 10  # GitHub shows at most 10 error annotations per step
+from bodywork_action.results import DeleteResult, DeploymentResult, PipelineState, StageResult
 
 
 def format_problems_text(file: str, problems: Sequence[ConfigProblem]) -> str:
@@ -46,54 +44,6 @@ def format_problems_json(file: str, problems: Sequence[ConfigProblem]) -> str:
         ],
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
-
-
-def escape_annotation_data(text: str) -> str:
-    """Workflow-command message escaping (GitHub's toolkit: %, CR and LF)."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def escape_annotation_property(text: str) -> str:
-    return escape_annotation_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def format_annotation(
-    level: str, message: str, *, file: str = "", line: int = 0, col: int = 0, title: str = ""
-) -> str:
-    properties = []
-    if file:
-        properties.append(f"file={escape_annotation_property(file)}")
-    if line:
-        properties.append(f"line={line}")
-    if col:
-        properties.append(f"col={col}")
-    if title:
-        properties.append(f"title={escape_annotation_property(title)}")
-    joined = " " + ",".join(properties) if properties else ""
-    return f"::{level}{joined}::{escape_annotation_data(message)}"
-
-
-def format_problems_github(file: str, problems: Sequence[ConfigProblem]) -> str:
-    """``::error``/``::warning`` commands, at most ten of each, then a plain line counting the rest."""
-    lines: list[str] = []
-    for severity in (Severity.ERROR, Severity.WARNING):
-        of_kind = [p for p in problems if p.severity is severity]
-        for problem in of_kind[:GITHUB_ANNOTATIONS_MAX]:
-            lines.append(
-                format_annotation(
-                    severity.value,
-                    visible(f"{problem.path or file}: {problem.message}"),
-                    file=problem.file,
-                    line=problem.line,
-                    col=problem.column,
-                    title=f"bodywork.yaml {severity.value}",
-                )
-            )
-        rest = len(of_kind) - GITHUB_ANNOTATIONS_MAX
-        if rest > 0:
-            lines.append(f"… and {rest} more {severity.value}{'s' if rest != 1 else ''} not annotated")
-    lines.append(format_problems_text(file, problems).splitlines()[-1])
-    return "\n".join(lines)
 
 
 # --- plan -------------------------------------------------------------------------------------------
@@ -229,3 +179,31 @@ def format_progress(progress: Progress) -> str | None:
     if progress.kind is ProgressKind.WAITING:
         return f"== {progress.detail}"
     return None
+
+
+def format_pipeline_state(state: PipelineState) -> str:
+    """A plain table of what is deployed, for the terminal."""
+    if not state.namespace_exists:
+        return f"{state.pipeline}: namespace {state.namespace} does not exist; nothing is deployed"
+    if not state.stages:
+        return f"{state.pipeline}: nothing deployed in namespace {state.namespace}"
+    rows = [("STAGE", "TYPE", "STATUS", "OBJECT", "COMMIT", "DETAIL")]
+    for s in state.stages:
+        detail = s.url or s.reason or s.message
+        rows.append((s.stage, s.kind, s.status, s.object, s.commit[:7], detail))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:-1])) + "  " + r[-1] for r in rows]
+    return f"{state.pipeline} in namespace {state.namespace}\n" + "\n".join(line.rstrip() for line in lines)
+
+
+def format_delete_lines(outcome: DeleteResult) -> list[str]:
+    """What ``delete`` removed (or would remove, in a dry run), one line each."""
+    prefix = "would delete" if outcome.dry_run else "deleted"
+    lines = [f"{prefix} {name}" for name in outcome.deleted]
+    if outcome.namespace_deleted:
+        lines.append(f"{prefix} namespace {outcome.namespace}")
+    if outcome.message:
+        lines.append(outcome.message)
+    if not outcome.deleted and not outcome.namespace_deleted:
+        lines.append(f"nothing of {outcome.pipeline} to delete in namespace {outcome.namespace}")
+    return lines

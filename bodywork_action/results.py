@@ -158,3 +158,51 @@ class DeploymentResult:
             "dry_run": self.dry_run,
             "stages": [r.to_json() for r in self.stages],
         }
+
+
+# --------------------------------------------------------------- what is deployed (status, delete)
+
+
+@dataclass(frozen=True)
+class StageState:
+    stage: str  # the user's stage name when known (annotation), else its Kubernetes name
+    kind: str  # "batch" or "service"
+    status: str  # "running" / "succeeded" / "failed"
+    object: str  # "Job/train-1a2b3c" or "Deployment/serve"
+    commit: str = ""
+    reason: str = ""
+    message: str = ""
+    url: str = ""
+    ingress_path: str = ""
+    attempts: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class PipelineState:
+    pipeline: str
+    namespace: str
+    namespace_exists: bool
+    namespace_created_by_tool: bool
+    stages: tuple[StageState, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "namespace": self.namespace,
+            "namespace_exists": self.namespace_exists,
+            "namespace_created_by_tool": self.namespace_created_by_tool,
+            "stages": [s.to_json() for s in self.stages],
+        }
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    pipeline: str
+    namespace: str
+    deleted: tuple[str, ...] = ()  # "Kind/name"
+    namespace_deleted: bool = False
+    message: str = ""
+    dry_run: bool = False

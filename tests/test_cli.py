@@ -70,10 +70,10 @@ def test_validate_github_format_caps_annotations_at_ten(tmp_path: Path) -> None:
     assert len(annotations) == 10
     assert annotations[0].startswith(f"::error file={tmp_path / 'bodywork.yaml'},line=")
     assert ",col=" in annotations[0]
-    rest = [line for line in out.splitlines() if "more errors not annotated" in line]
+    rest = [line for line in out.splitlines() if "more problems not annotated" in line]
     assert len(rest) == 1
     total = int(out.strip().splitlines()[-1].split()[0])
-    assert rest[0] == f"… and {total - 10} more errors not annotated"
+    assert rest[0].startswith(f"{total - 10} more problems not annotated (GitHub shows at most 10")
 
 
 def test_validate_strict_turns_warnings_into_errors(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from bodywork_action.model import (
     Stage,
     StageName,
 )
+from bodywork_action.plan import render_plan
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
@@ -161,11 +162,13 @@ def bodywork_test_project() -> Pipeline:
 
 def every_object(pipeline: Pipeline, context: DeployContext) -> list[dict[str, Any]]:
     """The DAG's objects, plus a Job for each batch stage outside it (run_on_failure and the rest)."""
-    objects = render.render_objects(pipeline, context)
+    objects = render_plan(pipeline, context).objects()
     in_dag = {stage.name for stage in pipeline.dag_stages}
     for stage in pipeline.stages.values():
         if stage.name not in in_dag and stage.batch is not None:
-            objects.append(render.render_job(stage, pipeline, context, extra_env={"EXCEPTION_MESSAGE": "x"}))
+            objects.append(
+                render.with_stage_env(render.render_job(stage, pipeline, context), {"EXCEPTION_MESSAGE": "x"})
+            )
     objects.append(
         render.render_secret(
             "mlflow-config",

@@ -17,7 +17,8 @@ import yaml
 from bodywork_action import render
 from bodywork_action.dag import is_dns1123_label
 from bodywork_action.errors import InputError
-from bodywork_action.model import BatchSettings, DeployContext, SecretEnv, ServiceSettings
+from bodywork_action.model import RESERVED_ENV_VARS, BatchSettings, DeployContext, SecretEnv, ServiceSettings
+from bodywork_action.plan import render_plan
 from tests.test_manifests_validate import bodywork_test_project, build_pipeline, build_stage, mlflow_pipeline
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -74,7 +75,7 @@ def objects_by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 # --- what is rendered, and in which order ---------------------------------------------------------
 def test_objects_come_in_apply_order_namespace_then_each_dag_stage() -> None:
-    objects = render.render_objects(PIPELINE, CONTEXT)
+    objects = render_plan(PIPELINE, CONTEXT).objects()
     shown = [(obj["kind"], obj["metadata"]["name"]) for obj in objects]
     assert shown == [
         ("Namespace", "ml"),
@@ -89,7 +90,7 @@ def test_run_on_failure_and_stages_outside_the_dag_are_not_rendered_up_front() -
     pipeline = bodywork_test_project()
     names = {
         obj["metadata"].get("annotations", {}).get(render.ANNOTATION_STAGE)
-        for obj in render.render_objects(pipeline, CONTEXT)
+        for obj in render_plan(pipeline, CONTEXT).objects()
     }
     assert names == {None, "stage_1", "stage_2", "stage_3", "stage_4"}
 
@@ -98,12 +99,14 @@ def test_the_failure_stage_job_takes_extra_env_such_as_the_exception_message() -
     pipeline = bodywork_test_project()
     failure = pipeline.failure_stage
     assert failure is not None
-    job = render.render_job(failure, pipeline, CONTEXT, extra_env={"EXCEPTION_MESSAGE": "stage_4 failed"})
+    job = render.with_stage_env(
+        render.render_job(failure, pipeline, CONTEXT), {"EXCEPTION_MESSAGE": "stage_4 failed"}
+    )
     assert env_of(stage_container(job))["EXCEPTION_MESSAGE"] == "stage_4 failed"
 
 
 def test_rendering_is_deterministic() -> None:
-    assert render.render_objects(PIPELINE, CONTEXT) == render.render_objects(PIPELINE, CONTEXT)
+    assert render_plan(PIPELINE, CONTEXT).objects() == render_plan(PIPELINE, CONTEXT).objects()
 
 
 @pytest.mark.parametrize(
@@ -117,29 +120,35 @@ def test_namespace_is_the_override_then_the_pipeline_namespace_then_the_name(
     context = replace(CONTEXT, namespace=override)
     assert render.render_namespace(pipeline, context)["metadata"]["name"] == expected
     assert {
-        obj["metadata"].get("namespace", expected) for obj in render.render_objects(pipeline, context)
+        obj["metadata"].get("namespace", expected) for obj in render_plan(pipeline, context).objects()
     } == {expected}
 
 
 def test_an_invalid_namespace_is_refused_with_a_clear_message() -> None:
     with pytest.raises(InputError, match="'Team_ML' is not a valid Kubernetes namespace"):
-        render.render_objects(replace(PIPELINE, namespace="Team_ML"), CONTEXT)
+        render_plan(replace(PIPELINE, namespace="Team_ML"), CONTEXT).objects()
 
 
-def test_namespace_is_labelled_managed_by_bodywork_action() -> None:
+def test_namespace_is_marked_as_created_by_bodywork_action_for_this_pipeline() -> None:
     namespace = render.render_namespace(PIPELINE, CONTEXT)
-    assert namespace["metadata"]["labels"] == {render.LABEL_MANAGED_BY: "bodywork-action"}
+    assert namespace["metadata"]["labels"] == {
+        render.LABEL_MANAGED_BY: "bodywork-action",
+        render.LABEL_PART_OF: render.pipeline_label(PIPELINE),
+    }
+    assert namespace["metadata"]["annotations"][render.ANNOTATION_NAMESPACE_CREATED_FOR] == (
+        render.pipeline_label(PIPELINE)
+    )
 
 
 # --- names, labels, annotations, selectors ----------------------------------------------------------
 def test_names_are_dns1123_names_derived_from_stage_names() -> None:
     stage = build_stage("Prediction_Service", SERVE.settings)
     pipeline = build_pipeline("p", "Prediction_Service", [stage])
-    names = {obj["metadata"]["name"] for obj in render.render_objects(pipeline, CONTEXT)[1:]}
+    names = {obj["metadata"]["name"] for obj in render_plan(pipeline, CONTEXT).objects()[1:]}
     assert names == {"prediction-service"}
 
 
-@pytest.mark.parametrize("obj", render.render_objects(PIPELINE, CONTEXT)[1:], ids=lambda o: o["kind"])
+@pytest.mark.parametrize("obj", render_plan(PIPELINE, CONTEXT).objects()[1:], ids=lambda o: o["kind"])
 def test_every_stage_object_carries_the_pipeline_stage_commit_and_managed_by_labels(
     obj: dict[str, Any],
 ) -> None:
@@ -153,7 +162,7 @@ def test_every_stage_object_carries_the_pipeline_stage_commit_and_managed_by_lab
     assert labels[render.LABEL_COMMIT] == COMMIT
 
 
-@pytest.mark.parametrize("obj", render.render_objects(PIPELINE, CONTEXT), ids=lambda o: o["kind"])
+@pytest.mark.parametrize("obj", render_plan(PIPELINE, CONTEXT).objects(), ids=lambda o: o["kind"])
 def test_every_object_is_annotated_with_ref_run_url_actor_and_repository(obj: dict[str, Any]) -> None:
     annotations = obj["metadata"]["annotations"]
     assert annotations[render.ANNOTATION_REF] == "refs/heads/main"
@@ -166,20 +175,20 @@ def test_every_object_is_annotated_with_ref_run_url_actor_and_repository(obj: di
 
 def test_empty_context_fields_leave_no_empty_annotations() -> None:
     context = DeployContext(repository_url=CONTEXT.repository_url, commit=COMMIT)
-    for obj in render.render_objects(PIPELINE, context):
+    for obj in render_plan(PIPELINE, context).objects():
         assert "" not in obj["metadata"].get("annotations", {}).values()
         assert render.ANNOTATION_ACTOR not in obj["metadata"].get("annotations", {})
 
 
 def test_pod_templates_carry_the_labels_so_pods_can_be_found() -> None:
-    for obj in render.render_objects(PIPELINE, CONTEXT)[1:3]:
+    for obj in render_plan(PIPELINE, CONTEXT).objects()[1:3]:
         assert obj["spec"]["template"]["metadata"]["labels"].items() >= obj["metadata"]["labels"].items()
 
 
 def test_selectors_differ_between_two_pipelines_with_the_same_stage_name() -> None:
     other = build_pipeline("Other Team", "serve", [SERVE], namespace="ml")
-    ours = objects_by_kind(render.render_objects(PIPELINE, CONTEXT))
-    theirs = objects_by_kind(render.render_objects(other, CONTEXT))
+    ours = objects_by_kind(render_plan(PIPELINE, CONTEXT).objects())
+    theirs = objects_by_kind(render_plan(other, CONTEXT).objects())
     assert ours["Deployment"]["spec"]["selector"] != theirs["Deployment"]["spec"]["selector"]
     assert ours["Service"]["spec"]["selector"] != theirs["Service"]["spec"]["selector"]
     # …and neither Service selects the other pipeline's pods.
@@ -188,7 +197,7 @@ def test_selectors_differ_between_two_pipelines_with_the_same_stage_name() -> No
 
 
 def test_deployment_and_service_select_on_pipeline_and_stage_and_match_the_pods() -> None:
-    objects = objects_by_kind(render.render_objects(PIPELINE, CONTEXT))
+    objects = objects_by_kind(render_plan(PIPELINE, CONTEXT).objects())
     expected = render.selector_labels(PIPELINE, SERVE)
     assert set(expected) == {render.LABEL_PART_OF, render.LABEL_NAME}
     assert objects["Deployment"]["spec"]["selector"] == {"matchLabels": expected}
@@ -249,7 +258,7 @@ def test_jobs_are_labelled_with_their_deployment_so_old_ones_can_be_pruned() -> 
 @pytest.mark.parametrize("kind", ["Job", "Deployment"])
 def test_an_init_container_checks_out_exactly_the_commit_with_git_sync_one_time(kind: str) -> None:
     context = replace(CONTEXT, git_sync_image="registry.example/git-sync:v4.9.9")
-    workload = objects_by_kind(render.render_objects(PIPELINE, context))[kind]
+    workload = objects_by_kind(render_plan(PIPELINE, context).objects())[kind]
     git_sync = init_container(workload)
     assert git_sync["image"] == "registry.example/git-sync:v4.9.9"
     assert git_sync["args"][:6] == [
@@ -280,7 +289,7 @@ def test_the_default_git_sync_image_is_git_sync_v4() -> None:
 @pytest.mark.parametrize("commit", ["main", "0123456", "0123456789ABCDEF0123456789ABCDEF01234567", ""])
 def test_a_branch_or_short_commit_is_refused_because_it_would_not_pin_the_code(commit: str) -> None:
     with pytest.raises(InputError, match="full lower-case SHA"):
-        render.render_objects(PIPELINE, replace(CONTEXT, commit=commit))
+        render_plan(PIPELINE, replace(CONTEXT, commit=commit)).objects()
 
 
 def test_a_sha256_repository_commit_is_accepted() -> None:
@@ -289,7 +298,7 @@ def test_a_sha256_repository_commit_is_accepted() -> None:
 
 
 def test_a_public_repository_needs_no_credentials() -> None:
-    for workload in render.render_objects(PIPELINE, CONTEXT)[1:3]:
+    for workload in render_plan(PIPELINE, CONTEXT).objects()[1:3]:
         assert [v["name"] for v in stage_pod(workload)["volumes"]] == ["code"]
         args = " ".join(init_container(workload)["args"])
         assert "--ssh" not in args and "--password" not in args
@@ -327,7 +336,7 @@ def test_a_private_https_repository_uses_a_token_from_the_named_secret_never_inl
 
 def test_git_credentials_are_mounted_only_into_the_init_container() -> None:
     context = replace(CONTEXT, git_credentials_secret="git-token")
-    for workload in render.render_objects(PIPELINE, context)[1:3]:
+    for workload in render_plan(PIPELINE, context).objects()[1:3]:
         assert render.GIT_CREDENTIALS_VOLUME in {m["name"] for m in init_container(workload)["volumeMounts"]}
         assert render.GIT_CREDENTIALS_VOLUME not in {
             m["name"] for m in stage_container(workload)["volumeMounts"]
@@ -347,7 +356,7 @@ def test_an_ssh_url_without_a_credentials_secret_is_refused() -> None:
 )
 def test_credentials_inside_the_repository_url_are_refused_without_repeating_them(url: str) -> None:
     with pytest.raises(InputError) as raised:
-        render.render_objects(PIPELINE, replace(CONTEXT, repository_url=url))
+        render_plan(PIPELINE, replace(CONTEXT, repository_url=url)).objects()
     assert "embeds credentials" in str(raised.value)
     assert "CANARY" not in str(raised.value)
 
@@ -475,7 +484,7 @@ def test_secrets_become_secret_key_refs_keyed_by_the_env_var_name_as_bodywork() 
 
 
 def test_the_full_commit_is_given_to_the_stage_as_git_commit_hash() -> None:
-    for workload in render.render_objects(PIPELINE, CONTEXT)[1:3]:
+    for workload in render_plan(PIPELINE, CONTEXT).objects()[1:3]:
         assert env_of(stage_container(workload))["GIT_COMMIT_HASH"] == COMMIT
 
 
@@ -491,9 +500,9 @@ def test_service_stages_learn_their_service_name_namespace_and_port() -> None:
 
 
 def test_every_variable_the_tool_sets_is_reserved() -> None:
-    for workload in render.render_objects(PIPELINE, CONTEXT)[1:3]:
+    for workload in render_plan(PIPELINE, CONTEXT).objects()[1:3]:
         ours = {e["name"] for e in stage_container(workload)["env"] if "value" in e}
-        assert ours <= render.RESERVED_ENV_VARS
+        assert ours <= RESERVED_ENV_VARS
 
 
 @pytest.mark.parametrize(
@@ -517,7 +526,7 @@ def test_requests_come_from_cpu_and_memory_and_zero_means_none(
 
 
 def test_stage_pods_get_no_service_account_token() -> None:
-    for workload in render.render_objects(PIPELINE, CONTEXT)[1:3]:
+    for workload in render_plan(PIPELINE, CONTEXT).objects()[1:3]:
         assert stage_pod(workload)["automountServiceAccountToken"] is False
 
 
@@ -648,7 +657,7 @@ def test_ingress_uses_the_clusters_default_class_when_none_is_configured() -> No
 
 
 def test_no_ingress_is_rendered_without_ingress_true() -> None:
-    kinds = [obj["kind"] for obj in render.render_objects(mlflow_pipeline(), CONTEXT)]
+    kinds = [obj["kind"] for obj in render_plan(mlflow_pipeline(), CONTEXT).objects()]
     assert kinds == ["Namespace", "Deployment", "Service"]
 
 
@@ -678,7 +687,7 @@ def test_redacted_secret_keeps_the_keys_and_hides_every_value() -> None:
 
 def test_plan_yaml_shows_every_object_and_secret_keys_but_never_secret_values() -> None:
     objects = [
-        *render.render_objects(PIPELINE, CONTEXT),
+        *render_plan(PIPELINE, CONTEXT).objects(),
         render.render_secret("db", {"DB_PASSWORD": PEM}, namespace="ml", group="prod"),
     ]
     text = render.format_manifests_yaml(objects)
@@ -698,7 +707,7 @@ def test_plan_yaml_shows_every_object_and_secret_keys_but_never_secret_values() 
 
 def test_plan_yaml_keeps_the_bootstrap_program_and_hostile_args_intact() -> None:
     stage = build_stage("s", TRAIN.settings, args=("$(x)", "a: b", "- c", "#d"))
-    objects = render.render_objects(build_pipeline("p", "s", [stage]), CONTEXT)
+    objects = render_plan(build_pipeline("p", "s", [stage]), CONTEXT).objects()
     assert list(yaml.safe_load_all(render.format_manifests_yaml(objects))) == objects
 
 

@@ -1,6 +1,9 @@
-"""secret_groups.py: parsing --secret, values from an environ mapping, which keys are missing."""
+"""secret_groups.py: both spellings of a secret request, values from environ mappings, which keys are
+missing, and the Secrets a deploy writes."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
@@ -10,13 +13,17 @@ from bodywork_action.secret_groups import (
     SecretRequest,
     SecretSupply,
     SecretValue,
+    Surface,
     build_needed_keys,
+    build_secret_manifests,
     build_secret_plan,
     build_secret_supply,
     build_store_secret_name,
     github_secret_name,
-    parse_secret_request,
-    parse_secret_requests,
+    parse_secret_option,
+    parse_secret_options,
+    parse_secrets_input,
+    secrets_group,
 )
 
 PEM = "-----BEGIN KEY-----\nabc\ndef\n-----END KEY-----\n"
@@ -48,7 +55,7 @@ def pipeline(*stages: Stage, dag: str, on_failure: str | None = None) -> Pipelin
 
 
 def test_secret_request_parses_name_and_keys() -> None:
-    assert parse_secret_request("aws-credentials=AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY") == SecretRequest(
+    assert parse_secret_option("aws-credentials=AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY") == SecretRequest(
         "aws-credentials", ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
     )
 
@@ -58,26 +65,26 @@ def test_secret_request_parses_name_and_keys() -> None:
     [
         ("aws", "expected NAME=KEY1,KEY2"),
         ("=KEY", "expected NAME=KEY1,KEY2"),
-        ("aws=", "list the keys"),
+        ("aws=", "lists no keys"),
         ("aws=A,,B", "list the keys"),
-        ("Aws_Creds=A", "not a valid secret name"),
+        ("Aws_Creds=A", "not a valid Kubernetes secret name"),
         ("aws=A B", "invalid key"),
     ],
 )
 def test_malformed_secret_request_is_an_input_error(text: str, fragment: str) -> None:
     with pytest.raises(InputError, match=fragment):
-        parse_secret_request(text)
+        parse_secret_option(text)
 
 
 def test_the_same_secret_named_twice_merges_its_keys() -> None:
-    assert parse_secret_requests(["a=X,Y", "b=Z", "a=Y,W"]) == (
+    assert parse_secret_options(["a=X,Y", "b=Z", "a=Y,W"]) == (
         SecretRequest("a", ("X", "Y", "W")),
         SecretRequest("b", ("Z",)),
     )
 
 
 def test_values_come_from_the_environ_mapping_multiline_intact() -> None:
-    supply = build_secret_supply([SecretRequest("ssh", ("KEY",))], {"KEY": PEM}, group="prod")
+    supply = build_secret_supply([SecretRequest("ssh", ("KEY",))], [{"KEY": PEM}], group="prod")
     secret = supply.get("ssh")
     assert secret is not None
     assert secret.values["KEY"].reveal() == PEM
@@ -88,16 +95,16 @@ def test_values_come_from_the_environ_mapping_multiline_intact() -> None:
 def test_unset_and_empty_variables_are_listed_by_name_never_by_value() -> None:
     environ = {"A": "", "C": "visible-value"}
     with pytest.raises(InputError) as caught:
-        build_secret_supply([SecretRequest("s", ("A", "B", "C"))], environ)
+        build_secret_supply([SecretRequest("s", ("A", "B", "C"))], [environ])
     message = str(caught.value)
-    assert "not set: B (for s)" in message
-    assert "empty: A (for s)" in message
+    assert "not set: s/B" in message
+    assert "empty: s/A" in message
     assert "visible-value" not in message
 
 
 def test_the_missing_value_hint_maps_the_key_to_a_name_github_allows() -> None:
     with pytest.raises(InputError) as caught:
-        build_secret_supply([SecretRequest("web-tls", ("tls.key",))], {})
+        build_secret_supply([SecretRequest("web-tls", ("tls.key",))], [{}], surface=Surface.ACTION)
     assert "(tls.key: ${{ secrets.TLS_KEY }})" in str(caught.value)
 
 
@@ -110,7 +117,7 @@ def test_github_secret_names(key: str, name: str) -> None:
 
 
 def test_secret_value_never_shows_in_repr_or_str() -> None:
-    supply = build_secret_supply([SecretRequest("s", ("K",))], {"K": "hunter2"})
+    supply = build_secret_supply([SecretRequest("s", ("K",))], [{"K": "hunter2"}])
     assert "hunter2" not in repr(supply)
     assert "hunter2" not in str(SecretValue("hunter2"))
 
@@ -143,7 +150,7 @@ NEEDED = (SecretKeyRef("aws", "ID"), SecretKeyRef("aws", "KEY"), SecretKeyRef("d
 def supply_of(**secrets: dict[str, str]) -> SecretSupply:
     requests = [SecretRequest(name, tuple(values)) for name, values in secrets.items()]
     environ = {k: v for values in secrets.values() for k, v in values.items()}
-    return build_secret_supply(requests, environ, group="prod")
+    return build_secret_supply(requests, [environ], group="prod")
 
 
 def test_plan_with_everything_supplied_misses_nothing() -> None:
@@ -194,3 +201,126 @@ def test_store_of_another_group_does_not_count() -> None:
         NEEDED, SecretSupply(), in_namespace={}, in_store={"dev-aws": {"ID", "KEY"}}, group="prod"
     )
     assert len(plan.missing) == 3
+
+
+# --- one request type, two spellings, one set of rules ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "input_text"),
+    [
+        ("db=USER,PASSWORD", "db: USER, PASSWORD"),
+        ("db=USER,PASSWORD", "db: [USER, PASSWORD]"),
+        ("db=USER,PASSWORD", "db:\n  - USER\n  - PASSWORD"),
+        ("web.tls=tls.key,tls.crt", "web.tls: tls.key, tls.crt"),
+    ],
+)
+def test_the_cli_option_and_the_action_input_are_two_spellings_of_one_request(
+    option: str, input_text: str
+) -> None:
+    assert (parse_secret_option(option),) == parse_secrets_input(input_text)
+
+
+@pytest.mark.parametrize(
+    ("option", "input_text", "fragment"),
+    [
+        ("Aws=K", "Aws: K", "not a valid Kubernetes secret name"),
+        ("aws=K K", "aws: K K", "invalid key"),
+        ("aws=K,K", "aws: K, K", "listed twice"),
+        ("-aws=K", "-aws: K", "not a valid Kubernetes secret name"),
+    ],
+)
+def test_both_spellings_refuse_the_same_requests_for_the_same_reason(
+    option: str, input_text: str, fragment: str
+) -> None:
+    with pytest.raises(InputError, match=fragment):
+        parse_secret_option(option)
+    with pytest.raises(InputError, match=fragment):
+        parse_secrets_input(input_text)
+
+
+def test_the_action_input_reports_every_problem_by_line() -> None:
+    with pytest.raises(InputError) as caught:
+        parse_secrets_input("ok: A\nBad: B\nempty:\n- C\nno colon here")
+    message = str(caught.value)
+    assert "line 2: 'Bad' is not a valid Kubernetes secret name" in message
+    assert "line 3: secret 'empty' lists no keys" not in message  # '- C' below belongs to it
+    assert "line 5: expected 'secret-name: KEY1, KEY2'" in message
+
+
+@pytest.mark.parametrize(
+    ("surface", "advice"),
+    [
+        (Surface.ACTION, "map it in the step's env (TOKEN: ${{ secrets.TOKEN }})"),
+        (Surface.CLI, "export TOKEN=... first"),
+        (Surface.LOCAL, "put TOKEN=... lines in the --env-file"),
+    ],
+)
+def test_each_surface_is_told_how_to_supply_a_value_in_its_own_syntax(surface: Surface, advice: str) -> None:
+    with pytest.raises(InputError) as caught:
+        build_secret_supply([SecretRequest("api", ("TOKEN",))], [{}], surface=surface)
+    assert advice in str(caught.value)
+    other = {Surface.ACTION: "--env-file", Surface.CLI: "secrets.", Surface.LOCAL: "secrets."}[surface]
+    assert other not in str(caught.value)
+
+
+def test_the_first_source_with_a_key_wins() -> None:
+    supply = build_secret_supply([SecretRequest("s", ("K",))], [{"K": "from-env"}, {"K": "from-file"}])
+    assert supply.value_of(SecretKeyRef("s", "K")) == SecretValue("from-env")
+
+
+def test_the_group_is_the_one_asked_for_then_the_pipeline_s_then_its_name() -> None:
+    p = pipeline(stage("a"), dag="a")
+    assert secrets_group(SecretSupply(group="asked"), replace(p, secrets_group="own")) == "asked"
+    assert secrets_group(SecretSupply(), replace(p, secrets_group="own")) == "own"
+    assert secrets_group(SecretSupply(), p) == "p"
+
+
+# --- the Secrets a deploy writes, rendered once -----------------------------------------------------
+
+
+def test_a_new_secret_is_ours_holds_the_supplied_values_and_the_group() -> None:
+    supply = supply_of(db={"URI": "postgresql://u:p@h/db"})
+    plan = build_secret_plan((SecretKeyRef("db", "URI"),), supply, in_namespace={}, in_store={}, group="prod")
+    (manifest,) = build_secret_manifests(
+        plan, supply, existing={}, store={}, namespace="ml", group="prod", pipeline_label="demo"
+    )
+    assert manifest["metadata"]["namespace"] == "ml"
+    assert manifest["stringData"] == {"URI": "postgresql://u:p@h/db"}
+    assert "data" not in manifest
+    labels = manifest["metadata"]["labels"]
+    assert labels["app.kubernetes.io/part-of"] == "demo"
+    assert labels["bodywork.dev/secret-group"] == "prod"
+    assert labels["app.kubernetes.io/managed-by"] == "bodywork-action"
+
+
+def test_an_existing_secret_keeps_its_other_keys_and_labels_and_is_not_claimed() -> None:
+    supply = supply_of(db={"URI": "new"})
+    existing = {"db": {"metadata": {"labels": {"team": "data"}}, "data": {"URI": "b2xk", "EXTRA": "eA=="}}}
+    plan = build_secret_plan((SecretKeyRef("db", "URI"),), supply, in_namespace={}, in_store={}, group="prod")
+    (manifest,) = build_secret_manifests(
+        plan, supply, existing=existing, store={}, namespace="ml", group="prod", pipeline_label="demo"
+    )
+    assert manifest["data"] == {"EXTRA": "eA=="}  # the supplied key is not kept twice
+    assert manifest["stringData"] == {"URI": "new"}
+    assert manifest["metadata"]["labels"]["team"] == "data"
+    assert "app.kubernetes.io/part-of" not in manifest["metadata"]["labels"]
+
+
+def test_a_secret_copied_from_bodywork_s_store_keeps_its_data_under_the_supplied_values() -> None:
+    supply = supply_of(aws={"ID": "now"})
+    store = {"prod-aws": {"data": {"ID": "b2xk", "KEY": "a2V5"}}}
+    plan = build_secret_plan(
+        (SecretKeyRef("aws", "ID"), SecretKeyRef("aws", "KEY")),
+        supply,
+        in_namespace={},
+        in_store={"prod-aws": {"ID", "KEY"}},
+        group="prod",
+    )
+    assert plan.copy_from_store == ("aws",)  # KEY is found only in the store
+    (manifest,) = build_secret_manifests(
+        plan, supply, existing={}, store=store, namespace="ml", group="prod", pipeline_label="demo"
+    )
+    assert manifest["data"] == {"KEY": "a2V5"}
+    assert manifest["stringData"] == {"ID": "now"}
+    assert manifest["metadata"]["labels"]["app.kubernetes.io/part-of"] == "demo"

@@ -1,162 +1,31 @@
-"""GitHub Actions I/O: inputs from an environ mapping, workflow commands, outputs, the step summary,
-the ``secrets`` input and the kubeconfig input.
+"""GitHub Actions workflow commands, outputs and the step summary file: the step's side of the runner.
 
-The only module that knows GitHub's files and variables. It never reads ``os.environ`` itself: callers
-pass the mapping (``run_action(os.environ)`` in production, a dict in tests). Conventions follow the
-runner and ``@actions/core`` (github-actions-anchors.md §3): ``INPUT_<NAME>`` with hyphens kept, strict
-booleans, ``name<<delimiter`` outputs, ``%``/CR/LF escaping, 10 annotations per step, 1 MiB summaries.
+Shell: writes the step log (plain lines, ``::command::`` lines, groups, masks), the ``GITHUB_OUTPUT``
+file and the ``GITHUB_STEP_SUMMARY`` file; every text goes through the redactor. The only module that
+formats workflow commands. Conventions follow the runner and ``@actions/core``: ``name<<delimiter``
+outputs, ``%``/CR/LF escaping of command data (the runner unescapes it), at most 10 annotations of a
+kind per step, summaries of at most 1 MiB.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import os
 import re
 import secrets as random_tokens
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-import yaml
-
-from bodywork_action.errors import ConfigProblem, InputError, Severity, visible
+from bodywork_action.errors import ConfigProblem, Severity, visible
 from bodywork_action.redact import Redactor, SecretValue
 
 # GitHub rejects a step summary over 1 MiB (the upload fails with an annotation).
 SUMMARY_MAX_BYTES = 1024 * 1024
 # "GitHub Actions are limited to 10 warning annotations and 10 error annotations per step".
 MAX_ANNOTATIONS_PER_KIND = 10
-# @actions/core's getBooleanInput accepts exactly these spellings and throws on anything else.
-TRUE_SPELLINGS = ("true", "True", "TRUE")
-FALSE_SPELLINGS = ("false", "False", "FALSE")
-# Kubeconfig fields whose values are credentials (users[].user.*); each is masked before anything prints.
-KUBECONFIG_CREDENTIAL_KEYS = ("token", "client-key-data", "client-certificate-data", "password")
-# Auth-provider config keys holding credentials (oidc, gcp, azure providers).
-AUTH_PROVIDER_CREDENTIAL_KEYS = ("id-token", "refresh-token", "access-token", "client-secret")
 
 _OUTPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-_ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Kubernetes Secret names are DNS-1123 subdomains.
-_SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_SECRET_NAME_MAX_LENGTH = 253
-
-
-# ---------------------------------------------------------------------------------------------- inputs
-
-
-def input_env_names(name: str) -> tuple[str, ...]:
-    """Environment variables that may carry input ``name``: GitHub's (hyphens kept), then underscores."""
-    github_form = "INPUT_" + name.replace(" ", "_").upper()
-    underscore_form = github_form.replace("-", "_")
-    return (github_form,) if underscore_form == github_form else (github_form, underscore_form)
-
-
-def read_input(environ: Mapping[str, str], name: str, *, default: str = "", required: bool = False) -> str:
-    """The trimmed input value; ``default`` when absent or empty (the runner sets empty for unset inputs)."""
-    for env_name in input_env_names(name):
-        value = environ.get(env_name, "").strip()
-        if value:
-            return value
-    if required and not default:
-        raise InputError(f"input '{name}' is required; set it under 'with:' in the workflow step")
-    return default
-
-
-def read_multiline_input(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """Non-empty, trimmed lines of a multi-line input (like @actions/core's getMultilineInput)."""
-    text = read_input(environ, name)
-    return tuple(line.strip() for line in text.splitlines() if line.strip())
-
-
-def read_bool_input(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
-    value = read_input(environ, name)
-    if not value:
-        return default
-    if value in TRUE_SPELLINGS:
-        return True
-    if value in FALSE_SPELLINGS:
-        return False
-    raise InputError(f"input '{name}' must be true or false, found {value!r}")
-
-
-def read_int_input(environ: Mapping[str, str], name: str, *, default: int, minimum: int | None = None) -> int:
-    value = read_input(environ, name)
-    if not value:
-        return default
-    try:
-        number = int(value, 10)
-    except ValueError:
-        raise InputError(f"input '{name}' must be a whole number, found {value!r}") from None
-    if minimum is not None and number < minimum:
-        raise InputError(f"input '{name}' must be at least {minimum}, found {number}")
-    return number
-
-
-def read_choice_input(environ: Mapping[str, str], name: str, choices: Sequence[str], *, default: str) -> str:
-    value = read_input(environ, name)
-    if not value:
-        return default
-    if value not in choices:
-        raise InputError(f"input '{name}' must be one of {', '.join(choices)}; found {value!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class GitHubContext:
-    """The default variables of a workflow run that the action uses (all empty outside GitHub)."""
-
-    server_url: str
-    repository: str  # owner/name
-    sha: str
-    ref: str
-    run_id: str
-    run_attempt: str
-    actor: str
-    workspace: str
-    output_path: str  # GITHUB_OUTPUT
-    summary_path: str  # GITHUB_STEP_SUMMARY
-    runner_temp: str
-    debug: bool  # RUNNER_DEBUG=1: step debug logging is on
-
-    @property
-    def repository_url(self) -> str:
-        return f"{self.server_url}/{self.repository}" if self.server_url and self.repository else ""
-
-    @property
-    def commit_url(self) -> str:
-        return f"{self.repository_url}/commit/{self.sha}" if self.repository_url and self.sha else ""
-
-    @property
-    def run_url(self) -> str:
-        if not (self.repository_url and self.run_id):
-            return ""
-        attempt = f"/attempts/{self.run_attempt}" if self.run_attempt else ""
-        return f"{self.repository_url}/actions/runs/{self.run_id}{attempt}"
-
-
-def read_github_context(environ: Mapping[str, str]) -> GitHubContext:
-    def get(name: str) -> str:
-        return environ.get(name, "").strip()
-
-    return GitHubContext(
-        server_url=get("GITHUB_SERVER_URL").rstrip("/")
-        or ("https://github.com" if get("GITHUB_REPOSITORY") else ""),
-        repository=get("GITHUB_REPOSITORY"),
-        sha=get("GITHUB_SHA"),
-        ref=get("GITHUB_REF"),
-        run_id=get("GITHUB_RUN_ID"),
-        run_attempt=get("GITHUB_RUN_ATTEMPT"),
-        actor=get("GITHUB_ACTOR"),
-        workspace=get("GITHUB_WORKSPACE"),
-        output_path=get("GITHUB_OUTPUT"),
-        summary_path=get("GITHUB_STEP_SUMMARY"),
-        runner_temp=get("RUNNER_TEMP"),
-        debug=get("RUNNER_DEBUG") == "1",
-    )
 
 
 # ------------------------------------------------------------------------------------ workflow commands
@@ -189,8 +58,45 @@ def format_mask_commands(value: str) -> list[str]:
     """
     lines = [line for line in value.splitlines() if line.strip()]
     if len(lines) <= 1:
-        return [f"::add-mask::{value.strip()}"] if value.strip() else []
-    return [f"::add-mask::{line}" for line in dict.fromkeys(lines)]
+        lines = [value.strip()] if value.strip() else []
+    # The runner unescapes command data (%25, %0D, %0A) before registering the mask: escape it the
+    # same way, or a value holding "%0A" would be masked as something else.
+    return [f"::add-mask::{escape_data(line)}" for line in dict.fromkeys(lines)]
+
+
+def format_problem_annotations(
+    problems: Sequence[ConfigProblem], *, redact: Callable[[str], str] = str
+) -> tuple[list[str], int]:
+    """``::error``/``::warning`` lines for bodywork.yaml problems, at most 10 of each kind (what GitHub
+    shows per step), and how many were left out."""
+    lines: list[str] = []
+    left_out = 0
+    for severity in (Severity.ERROR, Severity.WARNING):
+        of_kind = [p for p in problems if p.severity is severity]
+        for problem in of_kind[:MAX_ANNOTATIONS_PER_KIND]:
+            where = f"{problem.path}: " if problem.path else ""
+            lines.append(
+                format_command(
+                    severity.value,
+                    # Redacted before escaping (an escaped secret would no longer match), then made
+                    # visible so a raw U+2028 or ESC from a key stays inert.
+                    visible(redact(f"{where}{problem.message}")),
+                    file=problem.file,
+                    line=problem.line or None,
+                    col=problem.column or None,
+                    title=f"bodywork.yaml {severity.value}",
+                )
+            )
+        left_out += max(0, len(of_kind) - MAX_ANNOTATIONS_PER_KIND)
+    return lines, left_out
+
+
+def format_left_out(left_out: int) -> str:
+    noun = "problem" if left_out == 1 else "problems"
+    return (
+        f"{left_out} more {noun} not annotated (GitHub shows at most {MAX_ANNOTATIONS_PER_KIND} per kind "
+        "and step); the text report lists them all."
+    )
 
 
 class ActionLog:
@@ -243,30 +149,13 @@ class ActionLog:
             )
         )
 
-    def annotate_problems(self, problems: Sequence[ConfigProblem], *, title: str = "") -> None:
+    def annotate_problems(self, problems: Sequence[ConfigProblem]) -> None:
         """One annotation per problem, at most 10 errors and 10 warnings, then one line counting the rest."""
-        left_out = 0
-        for severity, level in ((Severity.ERROR, "error"), (Severity.WARNING, "warning")):
-            of_kind = [p for p in problems if p.severity is severity]
-            for problem in of_kind[:MAX_ANNOTATIONS_PER_KIND]:
-                where = f"{problem.path}: " if problem.path else ""
-                self.annotate(
-                    level,
-                    # Redacted before escaping (an escaped secret would no longer match), then
-                    # escaped so a raw U+2028 or ESC from a key stays inert.
-                    visible(self.redactor.redact(f"{where}{problem.message}")),
-                    file=problem.file,
-                    line=problem.line,
-                    col=problem.column,
-                    title=title,
-                )
-            left_out += max(0, len(of_kind) - MAX_ANNOTATIONS_PER_KIND)
+        lines, left_out = format_problem_annotations(problems, redact=self.redactor.redact)
+        for line in lines:
+            self._write(line)
         if left_out:
-            noun = "problem" if left_out == 1 else "problems"
-            self.info(
-                f"{left_out} more {noun} not annotated (GitHub shows at most {MAX_ANNOTATIONS_PER_KIND} "
-                "per kind and step); the job summary lists them all."
-            )
+            self.info(format_left_out(left_out))
 
     @contextlib.contextmanager
     def group(self, title: str) -> Iterator[None]:
@@ -336,190 +225,3 @@ def append_summary(path: str | os.PathLike[str], markdown: str) -> int:
     with open(summary_path, "a", encoding="utf-8", newline="\n") as summary_file:
         summary_file.write(text)
     return len(text.encode("utf-8"))
-
-
-# ------------------------------------------------------------------------------------- secrets input
-
-
-@dataclass(frozen=True)
-class SecretsSpec:
-    """The parsed ``secrets`` input: Kubernetes secret name → the keys (= env var names) it holds."""
-
-    secrets: Mapping[str, tuple[str, ...]]
-
-    @property
-    def env_vars(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(key for keys in self.secrets.values() for key in keys))
-
-
-def parse_secrets_input(text: str) -> SecretsSpec:
-    """Parse ``secret-name: KEY1, KEY2`` lines (also ``[KEY1, KEY2]`` or ``- KEY`` items) into a spec.
-
-    Only names are written in the workflow; values come from the step's ``env:`` (the action reads
-    them with ``secret_groups.build_secret_supply``), so nothing secret ever sits in YAML and
-    multi-line values survive.
-    """
-    secrets: dict[str, list[str]] = {}
-    problems: list[str] = []
-    current: str | None = None
-    for number, raw_line in enumerate(text.splitlines(), start=1):
-        line = raw_line.split("#", 1)[0].rstrip()
-        if not line.strip():
-            continue
-        stripped = line.strip()
-        if stripped.startswith("- ") or stripped == "-":
-            if current is None:
-                problems.append(f"line {number}: a '- KEY' item must follow a 'secret-name:' line")
-                continue
-            keys = [stripped[1:].strip()]
-        else:
-            name, colon, rest = stripped.partition(":")
-            if not colon:
-                problems.append(f"line {number}: expected 'secret-name: KEY1, KEY2', found {stripped!r}")
-                current = None
-                continue
-            name = name.strip()
-            if not _SECRET_NAME.match(name) or len(name) > _SECRET_NAME_MAX_LENGTH:
-                problems.append(
-                    f"line {number}: {name!r} is not a valid Kubernetes secret name "
-                    "(lower-case letters, digits, '-' and '.')"
-                )
-                current = None
-                continue
-            if name in secrets:
-                problems.append(f"line {number}: secret {name!r} is listed twice")
-                current = None
-                continue
-            secrets[name] = []
-            current = name
-            rest = rest.strip()
-            if rest.startswith("[") and rest.endswith("]"):
-                rest = rest[1:-1]
-            keys = [key.strip() for key in rest.split(",")] if rest else []
-            if rest and any(not key for key in keys):
-                problems.append(f"line {number}: empty key in {rest!r}")
-                keys = [key for key in keys if key]
-        for key in keys:
-            if not _ENV_VAR_NAME.match(key):
-                problems.append(
-                    f"line {number}: {key!r} is not an environment variable name (letters, digits, '_')"
-                )
-            elif key in secrets[current]:
-                problems.append(f"line {number}: key {key!r} is listed twice for secret {current!r}")
-            else:
-                secrets[current].append(key)
-    for name, keys in secrets.items():
-        if not keys:
-            problems.append(f"secret {name!r} lists no keys")
-    if problems:
-        raise InputError("input 'secrets' is invalid:\n  " + "\n  ".join(problems))
-    return SecretsSpec({name: tuple(keys) for name, keys in secrets.items()})
-
-
-# --------------------------------------------------------------------------------------- kubeconfig
-
-
-def parse_kubeconfig_input(text: str) -> str:
-    """The kubeconfig as YAML text, whether the input held YAML or base64-encoded YAML.
-
-    Error messages never quote the input: it is full of credentials.
-    """
-    stripped = text.strip()
-    if not stripped:
-        raise InputError("input 'kubeconfig' is empty")
-    if _looks_like_kubeconfig(stripped):
-        return stripped + "\n"
-    try:
-        decoded = base64.b64decode("".join(stripped.split()), validate=True).decode("utf-8")
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InputError(
-            "input 'kubeconfig' is neither a kubeconfig in YAML nor base64-encoded YAML "
-            "(expected keys apiVersion, clusters, users, contexts)"
-        ) from None
-    if not _looks_like_kubeconfig(decoded):
-        raise InputError(
-            "input 'kubeconfig' was base64 but did not decode to a kubeconfig "
-            "(expected keys apiVersion, clusters, users, contexts)"
-        )
-    return decoded.strip() + "\n"
-
-
-def _load_kubeconfig_document(text: str) -> dict[str, Any] | None:
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
-    return document if isinstance(document, dict) else None
-
-
-def _looks_like_kubeconfig(text: str) -> bool:
-    document = _load_kubeconfig_document(text)
-    return document is not None and ("clusters" in document or document.get("kind") == "Config")
-
-
-def find_kubeconfig_credentials(kubeconfig_yaml: str) -> list[str]:
-    """Every credential value in the kubeconfig, plus decoded forms of base64 key/cert data."""
-    document = _load_kubeconfig_document(kubeconfig_yaml) or {}
-    found: list[str] = []
-    for entry in document.get("users") or []:
-        user = entry.get("user") if isinstance(entry, dict) else None
-        if not isinstance(user, dict):
-            continue
-        for key in KUBECONFIG_CREDENTIAL_KEYS:
-            value = user.get(key)
-            if isinstance(value, str) and value:
-                found.append(value)
-                if key.endswith("-data"):
-                    found.extend(_decoded_base64(value))
-        provider = user.get("auth-provider")
-        config = provider.get("config") if isinstance(provider, dict) else None
-        if isinstance(config, dict):
-            found.extend(
-                str(value) for key, value in config.items() if key in AUTH_PROVIDER_CREDENTIAL_KEYS and value
-            )
-    return list(dict.fromkeys(found))
-
-
-def _decoded_base64(value: str) -> list[str]:
-    try:
-        return [base64.b64decode(value, validate=True).decode("utf-8")]
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        return []
-
-
-def choose_private_temp_parent(environ: Mapping[str, str]) -> str | None:
-    """``RUNNER_TEMP`` if it exists here and is outside the workspace; else None (the system default).
-
-    Inside a container action ``RUNNER_TEMP`` names a host path that is not mounted, so the container's
-    own ``/tmp`` is used — outside the workspace and gone with the container.
-    """
-    runner_temp = environ.get("RUNNER_TEMP", "").strip()
-    workspace = environ.get("GITHUB_WORKSPACE", "").strip()
-    if not runner_temp or not os.path.isdir(runner_temp):
-        return None
-    if workspace:
-        resolved_temp = Path(runner_temp).resolve()
-        resolved_workspace = Path(workspace).resolve()
-        if resolved_temp == resolved_workspace or resolved_workspace in resolved_temp.parents:
-            return None
-    return runner_temp
-
-
-@contextlib.contextmanager
-def write_private_kubeconfig(kubeconfig_yaml: str, environ: Mapping[str, str]) -> Iterator[Path]:
-    """Write the kubeconfig to a fresh 0600 file in a 0700 directory outside the workspace; yield its path.
-
-    The file and its directory are removed when the block exits, however it exits.
-    """
-    directory = tempfile.mkdtemp(prefix="bodywork-kube-", dir=choose_private_temp_parent(environ))
-    path = Path(directory) / "config"
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as kubeconfig_file:
-            kubeconfig_file.write(kubeconfig_yaml)
-        yield path
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        with contextlib.suppress(OSError):
-            os.rmdir(directory)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote
 
 from bodywork_action.errors import (
@@ -207,13 +207,7 @@ def build_cluster_error(
         )
     target = kind.resource + (f" {name!r}" if name else "")
     where = f" in namespace {namespace!r}" if namespace and kind.namespaced else ""
-    details = {
-        "verb": verb,
-        "resource": kind.resource,
-        "name": name,
-        "namespace": namespace,
-        "status": status,
-    }
+    details = _ErrorDetails(verb=verb, resource=kind.resource, name=name, namespace=namespace, status=status)
     if status == 401:
         return ClusterAuthError(
             f"unauthorized (401): the cluster{_at(server)} rejected the credentials while trying to {verb} "
@@ -246,6 +240,14 @@ def build_cluster_error(
         reason=reason,
         **details,
     )
+
+
+class _ErrorDetails(TypedDict):
+    verb: str
+    resource: str
+    name: str
+    namespace: str
+    status: int | None
 
 
 def _at(server: str) -> str:
@@ -292,7 +294,7 @@ def connect_cluster(target: KubeTarget, *, environ: Mapping[str, str] | None = N
             missing = [p for p in source.split(os.pathsep) if p and not Path(p).expanduser().is_file()]
             if target.kubeconfig and missing:
                 raise InputError(f"kubeconfig {missing[0]!r} does not exist")
-            config.load_kube_config(
+            config.load_kube_config(  # type: ignore[no-untyped-call]  # the client ships no annotations
                 config_file=source,
                 context=target.context or None,
                 client_configuration=configuration,
@@ -301,7 +303,7 @@ def connect_cluster(target: KubeTarget, *, environ: Mapping[str, str] | None = N
         else:
             if target.context:
                 raise InputError("--context needs a kubeconfig; in-cluster configuration has no contexts")
-            config.load_incluster_config(client_configuration=configuration)
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except (ConfigException, ValueError, TypeError, KeyError, OSError) as exc:
         where = source or "in-cluster configuration"
         raise InputError(f"cannot use kubeconfig {where}: {_short(str(exc))}") from exc

@@ -1,14 +1,15 @@
 """The cluster deploy engine: secrets, namespace, the stage objects, waiting by watching, rollback, pruning.
 
-Shell. ``deploy_pipeline`` renders every object first (``render.py``), checks that every secret key a
-stage needs exists *before* anything is created (``secret_groups.py``), then hands the DAG to
-``executor.execute`` with ``ClusterBackend``, which runs one stage: a Job for a batch stage, a
-Deployment (then its Service and Ingress) for a service stage, each watched to a verdict decided by
-``status.py``. ``read_status`` and ``delete_pipeline`` are the ``status`` and ``delete`` commands.
+Shell. ``deploy_pipeline`` renders one ``Plan`` (``plan.py``: every object, before anything is
+applied), checks that every secret key a stage needs exists *before* anything is created
+(``secret_groups.py``), then hands the DAG to ``executor.execute`` with ``ClusterBackend``, which runs
+one stage: the plan's Job for a batch stage, its Deployment (then Service and Ingress) for a service
+stage, each watched to a verdict decided by ``verdicts.py``. A dry run sends the same plan with
+dryRun=All; pruning keeps exactly the plan's objects.
 
-All Kubernetes I/O goes through ``cluster.py``. What this module owns beyond Bodywork 3.0 (spec §5,
-§10): real retries, fail-fast verdicts, rollback to the exact previous pod template, pruning that
-only ever touches objects labelled as ours, a namespace deleted only if this tool created it.
+All Kubernetes I/O goes through ``client.py``. Beyond what Bodywork 3.0 did: real retries, fail-fast
+verdicts, rollback to the exact previous pod template, pruning that only ever touches objects
+labelled as ours.
 """
 
 from __future__ import annotations
@@ -17,33 +18,50 @@ import hashlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from bodywork_action import render
-from bodywork_action.errors import ClusterAuthError, ClusterConflict, ClusterUnreachable, MissingSecrets
+from bodywork_action.errors import (
+    ClusterAuthError,
+    ClusterConflict,
+    ClusterError,
+    ClusterUnreachable,
+    MissingSecrets,
+)
 from bodywork_action.executor import Progress, ProgressKind, execute
 from bodywork_action.kube.client import (
     DEPLOYMENT,
     EVENT,
     INGRESS,
     JOB,
+    KINDS,
     NAMESPACE,
     POD,
     SECRET,
     SERVICE,
     Cluster,
-    ClusterError,
-    Kind,
     KubeTarget,
     ObjectWatch,
     WatchEvent,
-    build_label_selector,
     connect_cluster,
     kind_of,
 )
+from bodywork_action.kube.inventory import ObservedObjects, read_observed_objects
 from bodywork_action.model import DeployContext, Pipeline, Stage, StageKind
+from bodywork_action.plan import Plan, render_plan
+from bodywork_action.reconcile import (
+    ANNOTATION_ROLLED_BACK_FROM,
+    Obj,
+    build_label_selector,
+    build_prune_plan,
+    build_replacement,
+    build_secret_keys,
+    build_unique_context,
+    is_terminating,
+    object_name,
+    select_log_containers,
+)
 from bodywork_action.redact import Redactor
 from bodywork_action.results import (
     DeploymentResult,
@@ -56,21 +74,17 @@ from bodywork_action.secret_groups import (
     BODYWORK_SECRETS_NAMESPACE,
     SecretSupply,
     build_needed_keys,
+    build_secret_manifests,
     build_secret_plan,
     build_store_secret_name,
+    secrets_group,
 )
 from bodywork_action.verdicts import Phase, Verdict, classify_deployment, classify_job, select_events
 
-Obj = dict[str, Any]
 Reporter = Callable[[Progress], None]
 
-# On a Namespace this tool created: only such a namespace is ever deleted (by ``delete``).
-ANNOTATION_NAMESPACE_CREATED_FOR = "bodywork.dev/created-for-pipeline"
-# On a Deployment that was rolled back: the deployment id whose rollout failed.
-ANNOTATION_ROLLED_BACK_FROM = "bodywork.dev/rolled-back-from"
 LOG_TAIL_LINES = 100  # per container of a failed pod
 LOG_PODS_MAX = 3  # failed pods whose logs are fetched, per stage
-JOB_HISTORY_PER_STAGE = 3  # Jobs kept per stage after a successful deployment (older ones are pruned)
 # The cluster enforces activeDeadlineSeconds / progressDeadlineSeconds; this is our own backstop for a
 # cluster that never reports (e.g. a Deployment controller that is down).
 CLIENT_DEADLINE_GRACE_SECONDS = 60
@@ -78,7 +92,6 @@ CLIENT_DEADLINE_GRACE_SECONDS = 60
 # acted on the moment it arrives; this timer only re-checks the local cancel flag.
 CANCEL_CHECK_INTERVAL_SECONDS = 0.2
 WATCH_THREAD_JOIN_SECONDS = 2.0
-PRUNABLE_KINDS = (DEPLOYMENT, SERVICE, INGRESS, JOB)
 # A namespace still being deleted (e.g. `delete` just before a redeploy) refuses new objects; we wait
 # for it to go, up to this long, before applying anything.
 NAMESPACE_TERMINATING_WAIT_SECONDS = 300
@@ -87,124 +100,6 @@ NAMESPACE_POLL_SECONDS = 2.0  # only without list/watch permission on namespaces
 
 def _ignore(_: Progress) -> None:
     return None
-
-
-# ----------------------------------------------------------------------------------- pure helpers
-
-
-def build_unique_context(context: DeployContext, *, now_seconds: float, entropy: str) -> DeployContext:
-    """A context with a deployment id and restart token: every deploy gets fresh Job names, and
-    re-deploying the same commit still rolls every service."""
-    deployment_id = context.deployment_id or f"{int(now_seconds)}-{entropy}"
-    return replace(context, deployment_id=deployment_id, restart_token=context.restart_token or deployment_id)
-
-
-def build_owner_selector(pipeline: Pipeline) -> str:
-    return build_label_selector(
-        {render.LABEL_MANAGED_BY: render.MANAGED_BY, render.LABEL_PART_OF: render.pipeline_label(pipeline)}
-    )
-
-
-def is_owned(obj: Mapping[str, Any], pipeline_label: str) -> bool:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return labels.get(render.LABEL_MANAGED_BY) == render.MANAGED_BY and labels.get(render.LABEL_PART_OF) == (
-        pipeline_label
-    )
-
-
-def build_prune_plan(
-    desired: Iterable[Mapping[str, Any]],
-    observed: Iterable[Mapping[str, Any]],
-    *,
-    pipeline_label: str,
-    keep_jobs_per_stage: int = JOB_HISTORY_PER_STAGE,
-) -> list[tuple[str, str]]:
-    """(kind, name) of every owned object the new deployment no longer has, oldest Jobs beyond history.
-
-    Pure diff of desired vs. observed. Only objects labelled managed-by this tool *and* part of this
-    pipeline are ever candidates; anything else is left alone whatever its name.
-    """
-    wanted = {(str(o["kind"]), str(o["metadata"]["name"])) for o in desired}
-    prune: list[tuple[str, str]] = []
-    jobs_by_stage: dict[str, list[Mapping[str, Any]]] = {}
-    seen: set[tuple[str, str]] = set()
-    for obj in observed:
-        meta = obj.get("metadata") or {}
-        key = (str(obj.get("kind")), str(meta.get("name")))
-        if key in seen or not is_owned(obj, pipeline_label):
-            continue
-        seen.add(key)
-        if key[0] == "Job":
-            stage = str((meta.get("labels") or {}).get(render.LABEL_NAME, ""))
-            jobs_by_stage.setdefault(stage, []).append(obj)
-        elif key[0] in ("Deployment", "Service", "Ingress") and key not in wanted:
-            prune.append(key)
-    for jobs in jobs_by_stage.values():
-        newest_first = sorted(
-            jobs,
-            key=_job_age_key,
-            reverse=True,
-        )
-        kept = [j for j in newest_first if ("Job", j["metadata"]["name"]) in wanted]
-        for job in newest_first:
-            if ("Job", job["metadata"]["name"]) in wanted:
-                continue
-            if len(kept) < keep_jobs_per_stage:
-                kept.append(job)
-            else:
-                prune.append(("Job", str(job["metadata"]["name"])))
-    return prune
-
-
-def _job_age_key(job: Mapping[str, Any]) -> tuple[str, int]:
-    """Creation time (whole seconds); ties broken by the last write's resourceVersion, which for
-    Jobs that ran one after another follows their order."""
-    meta = job.get("metadata") or {}
-    version = str(meta.get("resourceVersion") or "")
-    return str(meta.get("creationTimestamp") or ""), int(version) if version.isdigit() else 0
-
-
-def build_replacement(manifest: Mapping[str, Any], existing: Mapping[str, Any]) -> Obj:
-    """The body of a PUT replacing ``existing`` by ``manifest``: its resourceVersion, and the fields
-    the API server allocated and won't let us drop (a Service's cluster IPs)."""
-    body: Obj = {**manifest, "metadata": dict(manifest.get("metadata") or {})}
-    body["metadata"]["resourceVersion"] = (existing.get("metadata") or {}).get("resourceVersion")
-    if manifest.get("kind") == "Service":
-        allocated = existing.get("spec") or {}
-        spec = dict(body.get("spec") or {})
-        for key in ("clusterIP", "clusterIPs"):
-            if key in allocated and key not in spec:
-                spec[key] = allocated[key]
-        body["spec"] = spec
-    return body
-
-
-def build_secret_keys(secret: Mapping[str, Any] | None) -> frozenset[str]:
-    if not secret:
-        return frozenset()
-    return frozenset(secret.get("data") or {}) | frozenset(secret.get("stringData") or {})
-
-
-def select_log_containers(pod: Mapping[str, Any]) -> list[tuple[str, bool]]:
-    """(container, previous?) for every init and app container: ``previous`` for a container that
-    crashed and is waiting to restart, whose current instance has no logs yet."""
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
-    statuses = {
-        s.get("name"): s
-        for s in list(status.get("initContainerStatuses") or []) + list(status.get("containerStatuses") or [])
-    }
-    chosen = []
-    for container in list(spec.get("initContainers") or []) + list(spec.get("containers") or []):
-        name = str(container.get("name"))
-        state = statuses.get(name) or {}
-        crashed = bool((state.get("state") or {}).get("waiting")) and int(state.get("restartCount") or 0) > 0
-        chosen.append((name, crashed))
-    return chosen
-
-
-def _name(obj: Mapping[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
 
 
 # ------------------------------------------------------------------------------------ waiting
@@ -266,12 +161,12 @@ def wait_for_verdict(
             cache = caches[key]
             if event.type == "LISTED":
                 cache.clear()
-                cache.update({_name(o): o for o in event.objects})
+                cache.update({object_name(o): o for o in event.objects})
                 listed.add(key)
             elif event.type == "DELETED":
-                cache.pop(_name(event.object), None)
+                cache.pop(object_name(event.object), None)
             else:
-                cache[_name(event.object)] = event.object
+                cache[object_name(event.object)] = event.object
             if len(listed) == len(watches):
                 verdict = decide(caches)
                 if verdict.done:
@@ -293,41 +188,26 @@ class _ServiceRollout:
     created_ingress: bool = False
 
 
-@dataclass
-class ObservedObjects:
-    """What this pipeline had in the namespace when the deployment started (one list per kind)."""
-
-    by_kind: dict[str, dict[str, Obj]] = field(default_factory=dict)
-
-    def get(self, kind: str, name: str) -> Obj | None:
-        return self.by_kind.get(kind, {}).get(name)
-
-    def all(self) -> list[Obj]:
-        return [obj for objs in self.by_kind.values() for obj in objs.values()]
-
-
 class ClusterBackend:
     """Runs one stage on the cluster and waits for its verdict (the executor's ``Backend``)."""
 
     def __init__(
         self,
         cluster: Cluster,
-        pipeline: Pipeline,
-        context: DeployContext,
+        plan: Plan,
         *,
         observed: ObservedObjects,
-        config_dir: str = "",
         smoke_tests: Mapping[str, str] | None = None,
         redactor: Redactor | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cluster = cluster
-        self.pipeline = pipeline
-        self.context = context
-        self.namespace = render.target_namespace(pipeline, context)
+        self.plan = plan
+        self.pipeline = plan.pipeline
+        self.context = plan.context
+        self.namespace = plan.namespace
         self.target = f"cluster {cluster.server}"
         self.observed = observed
-        self.config_dir = config_dir
         self.smoke_tests = dict(smoke_tests or {})
         self.redactor = redactor or Redactor()
         self.clock = clock
@@ -394,14 +274,15 @@ class ClusterBackend:
         result = replace(result, namespace=self.namespace)
         if not result.succeeded:
             return result
-        desired = render.render_objects(pipeline, self.context, config_dir=self.config_dir)
-        plan = build_prune_plan(
-            desired, [*self.observed.all(), *self.created], pipeline_label=render.pipeline_label(pipeline)
+        prune = build_prune_plan(
+            self.plan.objects(),
+            [*self.observed.all(), *self.created],
+            pipeline_label=render.pipeline_label(pipeline),
         )
         pruned: list[str] = []
         try:
-            for kind, name in plan:
-                if self.cluster.delete_object(_KIND_BY_NAME[kind], name, namespace=self.namespace):
+            for kind, name in prune:
+                if self.cluster.delete_object(KINDS[kind], name, namespace=self.namespace):
                     pruned.append(f"{kind}/{name}")
         except ClusterError as exc:
             return replace(result, message=f"pruning stopped: {exc}")
@@ -409,8 +290,8 @@ class ClusterBackend:
 
     # --- batch --------------------------------------------------------------------------------
     def _run_batch(self, stage: Stage, base: StageResult, *, cancel: threading.Event) -> StageResult:
-        manifest = self._render_job(stage)
-        name = _name(manifest)
+        manifest = self._planned_job(stage)
+        name = object_name(manifest)
         created = self.cluster.create_object(manifest)
         with self._lock:
             self.created.append(created)
@@ -467,19 +348,11 @@ class ClusterBackend:
             logs=logs,
         )
 
-    def _render_job(self, stage: Stage) -> Obj:
-        in_dag = any(s.name == stage.name for s in self.pipeline.dag_stages)
-        if stage.name == self.pipeline.run_on_failure and not in_dag:
-            manifest = render.render_job(
-                stage,
-                self.pipeline,
-                self.context,
-                config_dir=self.config_dir,
-                extra_env={"EXCEPTION_MESSAGE": self._failure_summary()},
-            )
-        else:
-            manifest = render.render_job(stage, self.pipeline, self.context, config_dir=self.config_dir)
-        return manifest
+    def _planned_job(self, stage: Stage) -> Obj:
+        job = self.plan.for_stage(stage.name).require("Job")
+        if self.plan.failure_stage is not None and stage.name == self.plan.failure_stage.stage.name:
+            return render.with_stage_env(job, {"EXCEPTION_MESSAGE": self._failure_summary()})
+        return job
 
     def _failure_summary(self) -> str:
         with self._lock:
@@ -488,8 +361,9 @@ class ClusterBackend:
 
     # --- service ------------------------------------------------------------------------------
     def _run_service(self, stage: Stage, base: StageResult, *, cancel: threading.Event) -> StageResult:
-        deployment = render.render_deployment(stage, self.pipeline, self.context, config_dir=self.config_dir)
-        name = _name(deployment)
+        planned = self.plan.for_stage(stage.name)
+        deployment = planned.require("Deployment")
+        name = object_name(deployment)
         existing = self.observed.get("Deployment", name)
         rollout = _ServiceRollout(previous_template=(existing or {}).get("spec", {}).get("template"))
         applied = self._apply(deployment, existing)
@@ -541,13 +415,13 @@ class ClusterBackend:
                 events=events,
                 logs=logs,
             )
-        service = render.render_service(stage, self.pipeline, self.context)
+        service = planned.require("Service")
         existing_service = self.observed.get("Service", name)
         self._apply(service, existing_service)
         rollout.created_service = existing_service is None
         ingress_path = ""
-        if service_settings.ingress:
-            ingress = render.render_ingress(stage, self.pipeline, self.context)
+        ingress = planned.get("Ingress")
+        if ingress is not None:
             existing_ingress = self.observed.get("Ingress", name)
             self._apply(ingress, existing_ingress)
             rollout.created_ingress = existing_ingress is None
@@ -575,7 +449,7 @@ class ClusterBackend:
     # --- shared -------------------------------------------------------------------------------
     def _apply(self, manifest: Obj, existing: Obj | None) -> Obj:
         """Create, or replace (PUT) so that fields no longer rendered really go away."""
-        kind, name = kind_of(manifest), _name(manifest)
+        kind, name = kind_of(manifest), object_name(manifest)
         if existing is None:
             try:
                 applied = self.cluster.create_object(manifest)
@@ -596,7 +470,7 @@ class ClusterBackend:
         self, owner_names: Sequence[str], pods: Sequence[Obj], verdict: Verdict
     ) -> tuple[tuple[EventRecord, ...], dict[str, tuple[str, ...]]]:
         """Related Events and the last lines of every container of the failed pods (init included)."""
-        by_name = {_name(p): p for p in pods}
+        by_name = {object_name(p): p for p in pods}
         problem = [by_name[n] for n in verdict.problem_pods if n in by_name][:LOG_PODS_MAX]
         # Events and logs only explain a failure: a role without them (403) or an API hiccup must not
         # stop the rollback that comes next. Only a cluster that is gone stops everything.
@@ -612,7 +486,7 @@ class ClusterBackend:
             )
         related = [*owner_names, *by_name]
         owned_sets = [
-            _name(o)
+            object_name(o)
             for o in listed
             if (o.get("involvedObject") or {}).get("kind") == "ReplicaSet"
             and any(
@@ -625,8 +499,8 @@ class ClusterBackend:
         logs: dict[str, tuple[str, ...]] = {}
         for pod in problem:
             for container, previous in select_log_containers(pod):
-                lines = self._read_log(_name(pod), container, previous)
-                logs[f"{_name(pod)}/{container}"] = tuple(self._clean(line) for line in lines)
+                lines = self._read_log(object_name(pod), container, previous)
+                logs[f"{object_name(pod)}/{container}"] = tuple(self._clean(line) for line in lines)
         return events, logs
 
     def _read_log(self, pod: str, container: str, previous: bool) -> list[str]:
@@ -649,20 +523,7 @@ class ClusterBackend:
         return self.redactor.redact(text)
 
 
-_KIND_BY_NAME: Mapping[str, Kind] = {k.kind: k for k in PRUNABLE_KINDS}
-
-
 # ------------------------------------------------------------------------------------ deploy
-
-
-def read_observed_objects(cluster: Cluster, pipeline: Pipeline, namespace: str) -> ObservedObjects:
-    """One list per kind of everything this pipeline owns in ``namespace``."""
-    selector = build_owner_selector(pipeline)
-    observed = ObservedObjects()
-    for kind in PRUNABLE_KINDS:
-        listed = cluster.read_objects(kind, namespace=namespace, label_selector=selector)
-        observed.by_kind[kind.kind] = {_name(o): o for o in listed.items}
-    return observed
 
 
 @dataclass(frozen=True)
@@ -675,9 +536,9 @@ def prepare_secrets(
     cluster: Cluster, pipeline: Pipeline, namespace: str, secrets: SecretSupply, *, namespace_exists: bool
 ) -> _PreparedSecrets:
     """Check every key a stage needs exists (supplied, in the namespace, or in Bodywork's store) and
-    build the Secrets to write. Raises MissingSecrets with the full list; creates nothing."""
+    render the Secrets to write. Raises MissingSecrets with the full list; creates nothing."""
     needed = build_needed_keys(pipeline)
-    group = secrets.group or pipeline.secrets_group or pipeline.name
+    group = secrets_group(secrets, pipeline)
     names = sorted({ref.secret for ref in needed} | set(secrets.names))
     existing: dict[str, Obj] = {}
     if namespace_exists:
@@ -706,37 +567,16 @@ def prepare_secrets(
         )
     if plan.missing:
         raise MissingSecrets(namespace, plan.missing)
-    manifests: list[Obj] = []
-    for name in plan.copy_from_store:
-        source = store[plan.store_names[name]]
-        manifest = render.render_secret(name, {}, namespace=namespace, group=group)
-        manifest.pop("stringData", None)
-        manifest["data"] = {**((existing.get(name) or {}).get("data") or {}), **(source.get("data") or {})}
-        supplied = secrets.get(name)
-        if supplied is not None:
-            manifest["stringData"] = {k: v.reveal() for k, v in supplied.values.items()}
-        manifests.append(manifest)
-    for supplied in secrets.secrets:
-        if supplied.name in plan.copy_from_store:
-            continue
-        manifest = render.render_secret(
-            supplied.name,
-            {k: v.reveal() for k, v in supplied.values.items()},
-            namespace=namespace,
-            group=secrets.group or pipeline.secrets_group,
-        )
-        # Keys of an existing secret that are not supplied now are kept (as Bodywork's update did).
-        kept = (existing.get(supplied.name) or {}).get("data") or {}
-        if kept:
-            manifest["data"] = {k: v for k, v in kept.items() if k not in supplied.values}
-        manifests.append(manifest)
-    for manifest in manifests:
-        if manifest["metadata"]["name"] not in existing:  # ours: `delete` may remove it
-            manifest["metadata"]["labels"][render.LABEL_PART_OF] = render.pipeline_label(pipeline)
-        else:  # someone else's secret that we update: keep its labels, add ours
-            old_labels = (existing[manifest["metadata"]["name"]].get("metadata") or {}).get("labels") or {}
-            manifest["metadata"]["labels"] = {**old_labels, **manifest["metadata"]["labels"]}
-    return _PreparedSecrets(tuple(manifests), existing)
+    manifests = build_secret_manifests(
+        plan,
+        secrets,
+        existing=existing,
+        store=store,
+        namespace=namespace,
+        group=group,
+        pipeline_label=render.pipeline_label(pipeline),
+    )
+    return _PreparedSecrets(manifests, existing)
 
 
 def deploy_pipeline(
@@ -793,9 +633,10 @@ def run_deployment(
     """``deploy_pipeline`` on an already connected cluster."""
     started = clock()
     entropy = hashlib.sha256(f"{time.time_ns()}:{threading.get_ident()}".encode()).hexdigest()[:6]
-    context = build_unique_context(context, now_seconds=started, entropy=entropy)
-    namespace = render.target_namespace(pipeline, context)
-    objects = render.render_objects(pipeline, context, config_dir=config_dir)
+    plan = render_plan(
+        pipeline, build_unique_context(context, now_seconds=started, entropy=entropy), config_dir=config_dir
+    )
+    context, namespace = plan.context, plan.namespace
     namespace_object = cluster.read_object(NAMESPACE, namespace)
     # A namespace still being deleted (`delete` just before this run) refuses new objects: a deploy
     # waits for it to go; a dry run checks what it can and says a deploy would wait.
@@ -830,9 +671,7 @@ def run_deployment(
     if dry_run:
         return _dry_run(
             cluster,
-            pipeline,
-            context,
-            objects,
+            plan,
             prepared,
             namespace_object,
             started,
@@ -842,7 +681,7 @@ def run_deployment(
         )
 
     if namespace_object is None:
-        cluster.create_object(build_namespace_manifest(objects[0], pipeline))
+        cluster.create_object(plan.namespace_object)
     observed = (
         read_observed_objects(cluster, pipeline, namespace)
         if namespace_object is not None
@@ -861,19 +700,13 @@ def run_deployment(
         cluster.replace_object(build_replacement(manifest, existing))
     backend = ClusterBackend(
         cluster,
-        pipeline,
-        context,
+        plan,
         observed=observed,
-        config_dir=config_dir,
         smoke_tests=smoke_tests,
         redactor=redactor,
         clock=clock,
     )
     return execute(pipeline, backend, report=report, cancel=cancel, clock=clock, commit=context.commit)
-
-
-def is_terminating(obj: Mapping[str, Any]) -> bool:
-    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
 
 
 def wait_for_namespace_deletion(
@@ -965,25 +798,9 @@ def _cancelled_before_anything_applied(
     )
 
 
-def build_namespace_manifest(rendered: Mapping[str, Any], pipeline: Pipeline) -> Obj:
-    """The rendered Namespace, marked as created by this tool for this pipeline (``delete`` checks it)."""
-    manifest: Obj = {**rendered, "metadata": dict(rendered["metadata"])}
-    manifest["metadata"]["labels"] = {
-        **(manifest["metadata"].get("labels") or {}),
-        render.LABEL_PART_OF: render.pipeline_label(pipeline),
-    }
-    manifest["metadata"]["annotations"] = {
-        **(manifest["metadata"].get("annotations") or {}),
-        ANNOTATION_NAMESPACE_CREATED_FOR: render.pipeline_label(pipeline),
-    }
-    return manifest
-
-
 def _dry_run(
     cluster: Cluster,
-    pipeline: Pipeline,
-    context: DeployContext,
-    objects: Sequence[Obj],
+    plan: Plan,
     prepared: _PreparedSecrets,
     namespace_object: Obj | None,
     started: float,
@@ -998,7 +815,7 @@ def _dry_run(
     does; the API server refuses them (404, or 403 NamespaceTerminating), which is reported as "not
     checked", not as a failure.
     """
-    namespace = render.target_namespace(pipeline, context)
+    pipeline, context, namespace = plan.pipeline, plan.context, plan.namespace
     observed = (
         read_observed_objects(cluster, pipeline, namespace)
         if namespace_object is not None
@@ -1006,7 +823,7 @@ def _dry_run(
     )
     unchecked = 0
     if namespace_object is None and not namespace_terminating:
-        cluster.create_object(build_namespace_manifest(objects[0], pipeline), dry_run=True)
+        cluster.create_object(plan.namespace_object, dry_run=True)
 
     def send(manifest: Obj, existing: Obj | None) -> bool:
         nonlocal unchecked
@@ -1027,12 +844,12 @@ def _dry_run(
         send(manifest, prepared.existing.get(manifest["metadata"]["name"]))
     results: list[StageResult] = []
     failed = False
-    for stage in pipeline.dag_stages:
-        stage_objects = render.render_stage_objects(stage, pipeline, context, config_dir="")
-        names = [f"{o['kind']}/{o['metadata']['name']}" for o in stage_objects]
+    for stage_plan in plan.stages:
+        stage = stage_plan.stage
+        names = [f"{o['kind']}/{o['metadata']['name']}" for o in stage_plan.objects]
         try:
-            for manifest in stage_objects:
-                send(manifest, observed.get(str(manifest["kind"]), _name(manifest)))
+            for manifest in stage_plan.objects:
+                send(manifest, observed.get(str(manifest["kind"]), object_name(manifest)))
             results.append(
                 StageResult(
                     stage=stage.name,
@@ -1054,7 +871,7 @@ def _dry_run(
                     message=redactor.redact(str(exc)),
                 )
             )
-    note = f"dry run: nothing was created ({len(objects)} objects sent with dryRun=All"
+    note = f"dry run: nothing was created ({len(plan.objects())} objects sent with dryRun=All"
     if namespace_terminating:
         note += (
             f"; {unchecked} could not be checked: namespace {namespace} is being deleted, and a deploy "
@@ -1077,195 +894,3 @@ def _dry_run(
         message=note,
         dry_run=True,
     )
-
-
-# ------------------------------------------------------------------------------- status and delete
-
-
-@dataclass(frozen=True)
-class StageState:
-    stage: str  # the user's stage name when known (annotation), else its Kubernetes name
-    kind: str  # "batch" or "service"
-    status: str  # "running" / "succeeded" / "failed"
-    object: str  # "Job/train-1a2b3c" or "Deployment/serve"
-    commit: str = ""
-    reason: str = ""
-    message: str = ""
-    url: str = ""
-    ingress_path: str = ""
-    attempts: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class PipelineState:
-    pipeline: str
-    namespace: str
-    namespace_exists: bool
-    namespace_created_by_tool: bool
-    stages: tuple[StageState, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "pipeline": self.pipeline,
-            "namespace": self.namespace,
-            "namespace_exists": self.namespace_exists,
-            "namespace_created_by_tool": self.namespace_created_by_tool,
-            "stages": [s.to_json() for s in self.stages],
-        }
-
-
-def format_pipeline_state(state: PipelineState) -> str:
-    """A plain table of what is deployed, for the terminal."""
-    if not state.namespace_exists:
-        return f"{state.pipeline}: namespace {state.namespace} does not exist; nothing is deployed"
-    if not state.stages:
-        return f"{state.pipeline}: nothing deployed in namespace {state.namespace}"
-    rows = [("STAGE", "TYPE", "STATUS", "OBJECT", "COMMIT", "DETAIL")]
-    for s in state.stages:
-        detail = s.url or s.reason or s.message
-        rows.append((s.stage, s.kind, s.status, s.object, s.commit[:7], detail))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:-1])) + "  " + r[-1] for r in rows]
-    return f"{state.pipeline} in namespace {state.namespace}\n" + "\n".join(line.rstrip() for line in lines)
-
-
-def _namespace_for(pipeline: Pipeline, namespace: str) -> str:
-    return render.target_namespace(pipeline, DeployContext(repository_url="", commit="", namespace=namespace))
-
-
-def _created_by_tool(namespace_object: Obj | None, pipeline: Pipeline) -> bool:
-    meta = (namespace_object or {}).get("metadata") or {}
-    return (meta.get("labels") or {}).get(render.LABEL_MANAGED_BY) == render.MANAGED_BY and (
-        meta.get("annotations") or {}
-    ).get(ANNOTATION_NAMESPACE_CREATED_FOR) == render.pipeline_label(pipeline)
-
-
-def read_pipeline_state(cluster: Cluster, pipeline: Pipeline, *, namespace: str = "") -> PipelineState:
-    namespace = _namespace_for(pipeline, namespace)
-    namespace_object = cluster.read_object(NAMESPACE, namespace)
-    if namespace_object is None:
-        return PipelineState(pipeline.name, namespace, False, False)
-    observed = read_observed_objects(cluster, pipeline, namespace)
-    pods = cluster.read_objects(POD, namespace=namespace, label_selector=build_owner_selector(pipeline)).items
-    states: list[StageState] = []
-    for deployment in sorted(observed.by_kind["Deployment"].values(), key=_name):
-        verdict = classify_deployment(deployment, pods)
-        name = _name(deployment)
-        service = observed.get("Service", name)
-        ports = ((service or {}).get("spec") or {}).get("ports") or []
-        url = f"http://{name}.{namespace}.svc.cluster.local:{ports[0]['port']}" if ports else ""
-        ingress = observed.get("Ingress", name)
-        states.append(_state(deployment, "service", verdict, url=url, ingress=ingress))
-    latest_jobs: dict[str, Obj] = {}
-    for job in observed.by_kind["Job"].values():
-        stage = str(((job.get("metadata") or {}).get("labels") or {}).get(render.LABEL_NAME, ""))
-        stamp = str(job["metadata"].get("creationTimestamp") or "")
-        if stage not in latest_jobs or stamp >= str(
-            latest_jobs[stage]["metadata"].get("creationTimestamp") or ""
-        ):
-            latest_jobs[stage] = job
-    for _, job in sorted(latest_jobs.items()):
-        states.append(_state(job, "batch", classify_job(job, pods)))
-    return PipelineState(
-        pipeline.name, namespace, True, _created_by_tool(namespace_object, pipeline), tuple(states)
-    )
-
-
-def _state(obj: Obj, kind: str, verdict: Verdict, *, url: str = "", ingress: Obj | None = None) -> StageState:
-    meta = obj.get("metadata") or {}
-    annotations = meta.get("annotations") or {}
-    labels = meta.get("labels") or {}
-    paths = [
-        p.get("path", "")
-        for rule in ((ingress or {}).get("spec") or {}).get("rules") or []
-        for p in (rule.get("http") or {}).get("paths") or []
-    ]
-    return StageState(
-        stage=str(annotations.get(render.ANNOTATION_STAGE) or labels.get(render.LABEL_NAME) or _name(obj)),
-        kind=kind,
-        status=verdict.phase.value,
-        object=f"{obj.get('kind')}/{_name(obj)}",
-        commit=str(annotations.get(render.ANNOTATION_COMMIT) or labels.get(render.LABEL_COMMIT) or ""),
-        reason=verdict.reason,
-        message=verdict.message,
-        url=url,
-        ingress_path=paths[0] if paths else "",
-        attempts=verdict.attempts,
-    )
-
-
-def read_status(
-    pipeline: Pipeline, *, target: KubeTarget, namespace: str = "", environ: Mapping[str, str] | None = None
-) -> PipelineState:
-    """What is deployed for ``pipeline``, per stage (the ``status`` command)."""
-    cluster = connect_cluster(target, environ=environ)
-    try:
-        return read_pipeline_state(cluster, pipeline, namespace=namespace)
-    finally:
-        cluster.close()
-
-
-@dataclass(frozen=True)
-class DeleteResult:
-    pipeline: str
-    namespace: str
-    deleted: tuple[str, ...] = ()  # "Kind/name"
-    namespace_deleted: bool = False
-    message: str = ""
-    dry_run: bool = False
-
-
-def remove_pipeline(
-    cluster: Cluster, pipeline: Pipeline, *, namespace: str = "", dry_run: bool = False
-) -> DeleteResult:
-    namespace = _namespace_for(pipeline, namespace)
-    namespace_object = cluster.read_object(NAMESPACE, namespace)
-    if namespace_object is None:
-        return DeleteResult(
-            pipeline.name, namespace, message=f"namespace {namespace} does not exist", dry_run=dry_run
-        )
-    label = render.pipeline_label(pipeline)
-    managed = build_label_selector({render.LABEL_MANAGED_BY: render.MANAGED_BY})
-    ours: list[tuple[Kind, str]] = []
-    others = 0
-    for kind in (*PRUNABLE_KINDS, SECRET):
-        for obj in cluster.read_objects(kind, namespace=namespace, label_selector=managed).items:
-            if is_owned(obj, label):
-                ours.append((kind, _name(obj)))
-            elif kind is not SECRET:
-                others += 1
-    deleted = []
-    for kind, name in ours:
-        if cluster.delete_object(kind, name, namespace=namespace, dry_run=dry_run):
-            deleted.append(f"{kind.kind}/{name}")
-    created_by_tool = _created_by_tool(namespace_object, pipeline)
-    if created_by_tool and not others:
-        cluster.delete_object(NAMESPACE, namespace, dry_run=dry_run)
-        return DeleteResult(pipeline.name, namespace, tuple(deleted), True, dry_run=dry_run)
-    why = (
-        "it was not created by bodywork-action for this pipeline"
-        if not created_by_tool
-        else f"{others} object(s) of other pipelines are still in it"
-    )
-    return DeleteResult(
-        pipeline.name, namespace, tuple(deleted), False, f"namespace {namespace} kept: {why}", dry_run
-    )
-
-
-def delete_pipeline(
-    pipeline: Pipeline,
-    *,
-    target: KubeTarget,
-    namespace: str = "",
-    dry_run: bool = False,
-    environ: Mapping[str, str] | None = None,
-) -> DeleteResult:
-    """Remove what ``pipeline`` created (the ``delete`` command); its namespace only if this tool made it."""
-    cluster = connect_cluster(target, environ=environ)
-    try:
-        return remove_pipeline(cluster, pipeline, namespace=namespace, dry_run=dry_run)
-    finally:
-        cluster.close()

@@ -40,18 +40,18 @@ from typing import IO, Any
 
 from bodywork_action.errors import InputError
 from bodywork_action.executor import Progress, ProgressKind, execute
-from bodywork_action.local.secrets import (
-    SecretStore,
-    build_secret_store,
-    build_stage_environ,
-    find_unsupplied_secrets,
-    format_unsupplied_warning,
-    parse_env_file,
-)
+from bodywork_action.local.secrets import build_stage_environ, format_unsupplied_warning, parse_env_file
 from bodywork_action.local.venvs import StageEnv, build_env_requirements, default_cache_dir, ensure_stage_env
 from bodywork_action.model import Pipeline, Stage, StageName
 from bodywork_action.redact import Redactor
 from bodywork_action.results import DeploymentResult, DeploymentStatus, StageResult, StageStatus
+from bodywork_action.secret_groups import (
+    SecretRequest,
+    SecretSupply,
+    Surface,
+    build_secret_supply,
+    find_unsupplied_keys,
+)
 
 LOCAL_HOST = "127.0.0.1"  # readiness checks and printed URLs
 GRACE_SECONDS = (
@@ -183,13 +183,13 @@ class LocalBackend:
         settings: _RunSettings,
         *,
         envs: Mapping[StageName, StageEnv],
-        store: SecretStore,
+        supply: SecretSupply,
         environ: Mapping[str, str],
         console: _Console,
     ) -> None:
         self._settings = settings
         self._envs = envs
-        self._store = store
+        self._supply = supply
         self._environ = environ
         self._console = console
         self._lock = threading.Lock()
@@ -299,7 +299,7 @@ class LocalBackend:
             extra["BODYWORK_STAGE"] = stage.k8s_name
             extra["BODYWORK_NAMESPACE"] = self._settings.namespace
             extra["BODYWORK_SERVICE_PORT"] = str(stage.service.port)
-        return build_stage_environ(inherited, stage=stage, store=self._store, extra=extra)
+        return build_stage_environ(inherited, stage=stage, supply=self._supply, extra=extra)
 
     def _start(self, stage: Stage, *, attempt: int, to_file: bool) -> _Running:
         """Start the stage's process group; output goes through a pump thread, or (detached) to its log."""
@@ -840,7 +840,7 @@ def run_local(
     pipeline: Pipeline,
     config_file: Path,
     *,
-    secrets: Mapping[str, Sequence[str]] | None = None,
+    secrets: Sequence[SecretRequest] = (),
     env_file: Path | None = None,
     reuse_env: bool = False,
     smoke_tests: Mapping[str, str] | None = None,
@@ -869,7 +869,7 @@ def run_local(
     state_dir = state_dir or project_dir / STATE_DIR_NAME
     cache_dir = cache_dir or default_cache_dir(environ)
     env_values = parse_env_file(_read_env_file(env_file), file=str(env_file)) if env_file else {}
-    store = build_secret_store(secrets or {}, [environ, env_values])
+    supply = build_secret_supply(secrets, [environ, env_values], surface=Surface.LOCAL)
     leave_running: list[bool] = [False]
 
     with _checkout(config_file.resolve(), commit, keep=lambda: leave_running[0]) as source:
@@ -877,13 +877,13 @@ def run_local(
             pipeline = (reload or _default_reload)(source.config_file)
         stages = _stages_to_run(pipeline)
         source_dir = source.config_file.parent
-        console = _Console(out, store.redactor(), width=max(len(s.name) for s in stages))
+        console = _Console(out, supply.redactor(), width=max(len(s.name) for s in stages))
         _check_modules(stages, source_dir)
         check_service_ports(stages)
         unknown = sorted(set(smoke_tests or {}) - {s.name for s in stages if s.service is not None})
         if unknown:
             raise InputError(f"--smoke-test names no service stage of this pipeline: {', '.join(unknown)}")
-        unsupplied = find_unsupplied_secrets(stages, store)
+        unsupplied = find_unsupplied_keys(stages, supply)
         if unsupplied:
             console.write(format_unsupplied_warning(unsupplied))
         run_id, run_dir = _new_run_dir(state_dir)
@@ -894,7 +894,7 @@ def run_local(
         )
         console.write(f"local run {run_id} of {pipeline.name!r} from the {where}; logs in {run_dir}")
         # pip sees the caller's environment (index settings, proxies) but no supplied secret.
-        pip_environ = {k: v for k, v in environ.items() if k not in store.supplied_keys}
+        pip_environ = {k: v for k, v in environ.items() if k not in supply.supplied_keys}
         envs = _prepare_envs(
             stages,
             reuse_env=reuse_env,
@@ -912,7 +912,7 @@ def run_local(
             detach=detach,
             grace_seconds=grace_seconds,
         )
-        backend = LocalBackend(settings, envs=envs, store=store, environ=environ, console=console)
+        backend = LocalBackend(settings, envs=envs, supply=supply, environ=environ, console=console)
         try:
             with _interrupts_call(backend.interrupt):
                 result = execute(

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from testing.fake_k8s.fixtures import fake_cluster, fake_cluster_https  # noqa: F401
+from testing.github_files import parse_output_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = REPO_ROOT / "entrypoint.py"
@@ -80,32 +81,10 @@ class ActionRun:
 
     @property
     def outputs(self) -> dict[str, str]:
-        return parse_outputs(self.outputs_text)
+        return parse_output_file(self.outputs_text)
 
     def annotations(self, kind: str = "error") -> list[str]:
         return [line for line in self.stdout.splitlines() if line.startswith(f"::{kind} ")]
-
-
-def parse_outputs(text: str) -> dict[str, str]:
-    """GITHUB_OUTPUT in the ``name<<DELIMITER`` … ``DELIMITER`` form (the only form the action writes)."""
-    outputs: dict[str, str] = {}
-    lines = text.split("\n")
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        index += 1
-        if not line:
-            continue
-        assert "<<" in line, f"not a heredoc output line: {line!r}"
-        name, delimiter = line.split("<<", 1)
-        value: list[str] = []
-        while lines[index] != delimiter:
-            value.append(lines[index])
-            index += 1
-        index += 1
-        assert name not in outputs, f"output {name!r} written twice"
-        outputs[name] = "\n".join(value)
-    return outputs
 
 
 def encode_base64(text: str) -> str:

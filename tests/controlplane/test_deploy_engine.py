@@ -28,12 +28,8 @@ from bodywork_action import render
 from bodywork_action.config import load_pipeline
 from bodywork_action.executor import Progress, ProgressKind
 from bodywork_action.kube.client import ClusterError, KubeTarget, connect_cluster
-from bodywork_action.kube.deploy import (
-    delete_pipeline,
-    deploy_pipeline,
-    read_status,
-    wait_for_namespace_deletion,
-)
+from bodywork_action.kube.deploy import deploy_pipeline, wait_for_namespace_deletion
+from bodywork_action.kube.inventory import delete_pipeline, read_status
 from bodywork_action.model import Pipeline
 from bodywork_action.results import DeploymentResult, DeploymentStatus, StageStatus
 from testing.cluster.behaviours import apply_behaviour

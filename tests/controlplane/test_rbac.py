@@ -22,7 +22,8 @@ from kubernetes import client
 
 from bodywork_action.executor import Progress, ProgressKind
 from bodywork_action.kube.client import KubeTarget
-from bodywork_action.kube.deploy import delete_pipeline, deploy_pipeline, read_status
+from bodywork_action.kube.deploy import deploy_pipeline
+from bodywork_action.kube.inventory import delete_pipeline, read_status
 from bodywork_action.results import StageStatus
 from testing.cluster.launcher import ControlPlane
 from tests.controlplane.test_deploy_engine import Behaviours, unique_name

@@ -103,7 +103,7 @@ def mlflow_secret_supply(group: str = "prod") -> SecretSupply:
                 "aws-credentials", ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
             ),
         ],
-        MLFLOW_SECRET_ENV,
+        [MLFLOW_SECRET_ENV],
         group=group,
     )
 

@@ -19,7 +19,7 @@ from bodywork_action.kube.client import (
     decide_watch_reconnect,
     resolve_kubeconfig_source,
 )
-from bodywork_action.kube.deploy import build_prune_plan, build_replacement, select_log_containers
+from bodywork_action.reconcile import build_prune_plan, build_replacement, select_log_containers
 from testing.fake_k8s.cluster import FakeCluster
 from tests.deploy.conftest import Deployer, four_stage_pipeline
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bodywork_action.kube.client import KubeTarget
-from bodywork_action.kube.deploy import delete_pipeline, read_status
+from bodywork_action.kube.inventory import delete_pipeline, read_status
 from testing.fake_k8s.cluster import FakeCluster
 from tests.deploy.conftest import Deployer, batch, four_stage_pipeline, names, pipeline, service
 

@@ -32,7 +32,7 @@ NEEDS_SECRETS = pipeline(
 def test_missing_secret_keys_are_all_listed_and_nothing_is_created(
     deploy: Deployer, fake_cluster: FakeCluster
 ) -> None:
-    supply = build_secret_supply([SecretRequest("db", ("USER",))], {"USER": "ml"})
+    supply = build_secret_supply([SecretRequest("db", ("USER",))], [{"USER": "ml"}])
     with pytest.raises(MissingSecrets) as caught:
         deploy(NEEDS_SECRETS, secrets=supply)
 
@@ -70,7 +70,7 @@ def test_secrets_are_taken_from_the_namespace_and_from_bodywork_stores_group(
         }
     )
     supply = build_secret_supply(
-        [SecretRequest("db", ("PASSWORD",))], {"PASSWORD": "new-password"}, group="prod"
+        [SecretRequest("db", ("PASSWORD",))], [{"PASSWORD": "new-password"}], group="prod"
     )
 
     result = deploy(NEEDS_SECRETS, secrets=supply)

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bodywork_action.errors import InputError
-from bodywork_action.local.secrets import (
-    LocalSecretsMissing,
-    build_secret_store,
-    build_stage_environ,
-    parse_env_file,
-)
+from bodywork_action.errors import InputError, SecretKeyRef
+from bodywork_action.local.secrets import build_stage_environ, parse_env_file
 from bodywork_action.results import DeploymentStatus
+from bodywork_action.secret_groups import SecretRequest, SecretSupply, Surface, build_secret_supply
 from tests.local.conftest import Project, batch, free_port, record_of, standard_pipeline
 
 TOKEN = "tok-3f9a-canary-value"  # long enough to be redacted
@@ -36,27 +32,33 @@ def test_a_bad_env_file_line_names_the_line_but_not_its_value() -> None:
     assert TOKEN not in str(caught.value)
 
 
+def local_supply(keys: tuple[str, ...], *sources: dict[str, str]) -> SecretSupply:
+    return build_secret_supply([SecretRequest("creds", keys)], list(sources), surface=Surface.LOCAL)
+
+
 def test_keys_without_a_value_are_listed_and_no_value_is_shown() -> None:
-    with pytest.raises(LocalSecretsMissing) as caught:
-        build_secret_store({"creds": ("TOKEN", "MISSING")}, [{"TOKEN": TOKEN}])
+    with pytest.raises(InputError) as caught:
+        local_supply(("TOKEN", "MISSING"), {"TOKEN": TOKEN})
     assert "creds/MISSING" in str(caught.value)
     assert "creds/TOKEN" not in str(caught.value)
+    assert "--env-file" in str(caught.value) and "Nothing was started" in str(caught.value)
     assert TOKEN not in str(caught.value) + repr(caught.value)
 
 
 def test_the_environment_wins_over_the_env_file() -> None:
-    store = build_secret_store({"creds": ("TOKEN",)}, [{"TOKEN": "from-env"}, {"TOKEN": "from-file"}])
+    supply = local_supply(("TOKEN",), {"TOKEN": "from-env"}, {"TOKEN": "from-file"})
     stage = batch("s", "work.py", secrets={"TOKEN": "creds"})
-    assert build_stage_environ({}, stage=stage, store=store, extra={})["TOKEN"] == "from-env"
-    assert TOKEN not in repr(store)
+    assert build_stage_environ({}, stage=stage, supply=supply, extra={})["TOKEN"] == "from-env"
+    assert supply.value_of(SecretKeyRef("creds", "TOKEN")) is not None
+    assert "from-env" not in repr(supply)
 
 
 def test_a_stage_environment_drops_every_supplied_secret_it_does_not_name() -> None:
-    store = build_secret_store({"creds": ("TOKEN", "PASSWORD")}, [{"TOKEN": TOKEN, "PASSWORD": PASSWORD}])
+    supply = local_supply(("TOKEN", "PASSWORD"), {"TOKEN": TOKEN, "PASSWORD": PASSWORD})
     inherited = {"PATH": "/bin", "TOKEN": TOKEN, "PASSWORD": PASSWORD, "HOME": "/root"}
     stage = batch("s", "work.py", secrets={"TOKEN": "creds"})
 
-    environ = build_stage_environ(inherited, stage=stage, store=store, extra={"GIT_COMMIT_HASH": "abc1234"})
+    environ = build_stage_environ(inherited, stage=stage, supply=supply, extra={"GIT_COMMIT_HASH": "abc1234"})
 
     assert environ == {"PATH": "/bin", "HOME": "/root", "TOKEN": TOKEN, "GIT_COMMIT_HASH": "abc1234"}
 
@@ -78,10 +80,10 @@ def test_secrets_from_an_env_file_reach_only_the_stages_that_name_them(project: 
         pipeline,
         environ=environ,
         env_file=env_file,
-        secrets={
-            "creds": ["BW_TEST_SECRET_TOKEN", "BW_TEST_SECRET_UNUSED"],
-            "db": ["BW_TEST_SECRET_PASSWORD"],
-        },
+        secrets=(
+            SecretRequest("creds", ("BW_TEST_SECRET_TOKEN", "BW_TEST_SECRET_UNUSED")),
+            SecretRequest("db", ("BW_TEST_SECRET_PASSWORD",)),
+        ),
     )
 
     assert run.result.status is DeploymentStatus.SUCCEEDED, run.output

@@ -1,0 +1,177 @@
+"""The action's inputs and the workflow run's variables, each read once into a typed value.
+
+``read_action_inputs(environ)`` reads every input declared in action.yml (``INPUT_<NAME>``, hyphens
+kept, as the runner sets them), checks each one and raises ``InputError`` naming the input; nothing
+else in the action reads an ``INPUT_`` variable. It never reads ``os.environ`` itself: the caller
+passes the mapping. Conventions follow ``@actions/core``: strict booleans, an empty value means the
+input's default, multi-line inputs are trimmed lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from bodywork_action.errors import InputError
+from bodywork_action.redact import SecretValue
+from bodywork_action.secret_groups import SecretRequest, parse_secrets_input
+
+COMMANDS = ("deploy", "validate", "plan", "dry-run", "delete")
+DEFAULT_TIMEOUT_MINUTES = 60
+# @actions/core's getBooleanInput accepts exactly these spellings and throws on anything else.
+TRUE_SPELLINGS = ("true", "True", "TRUE")
+FALSE_SPELLINGS = ("false", "False", "FALSE")
+
+
+@dataclass(frozen=True)
+class ActionInputs:
+    """Every input of action.yml, checked; ``kubeconfig`` is held so that ``repr`` never shows it."""
+
+    command: str = "deploy"
+    config: str = "bodywork.yaml"
+    kubeconfig: SecretValue = field(default_factory=lambda: SecretValue(""))
+    context: str = ""
+    secrets: tuple[SecretRequest, ...] = ()
+    secrets_group: str = ""
+    namespace: str = ""
+    repository_url: str = ""
+    commit: str = ""
+    git_credentials_secret: str = ""
+    ingress_class: str = ""
+    smoke_test: tuple[str, ...] = ()  # one "stage=/path" per line
+    mlflow_stage: str = ""
+    strict: bool = False
+    timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES
+
+
+def read_action_inputs(environ: Mapping[str, str]) -> ActionInputs:
+    def text(name: str, default: str = "") -> str:
+        return read_input(environ, name, default=default)
+
+    return ActionInputs(
+        command=read_choice_input(environ, "command", COMMANDS, default="deploy"),
+        config=text("config", "bodywork.yaml"),
+        kubeconfig=SecretValue(text("kubeconfig")),
+        context=text("context"),
+        secrets=parse_secrets_input(text("secrets")),
+        secrets_group=text("secrets-group"),
+        namespace=text("namespace"),
+        repository_url=text("repository-url"),
+        commit=text("commit"),
+        git_credentials_secret=text("git-credentials-secret"),
+        ingress_class=text("ingress-class"),
+        smoke_test=read_multiline_input(environ, "smoke-test"),
+        mlflow_stage=text("mlflow-stage"),
+        strict=read_bool_input(environ, "strict", default=False),
+        timeout_minutes=read_int_input(
+            environ, "timeout-minutes", default=DEFAULT_TIMEOUT_MINUTES, minimum=1
+        ),
+    )
+
+
+def input_env_names(name: str) -> tuple[str, ...]:
+    """Environment variables that may carry input ``name``: GitHub's (hyphens kept), then underscores."""
+    github_form = "INPUT_" + name.replace(" ", "_").upper()
+    underscore_form = github_form.replace("-", "_")
+    return (github_form,) if underscore_form == github_form else (github_form, underscore_form)
+
+
+def read_input(environ: Mapping[str, str], name: str, *, default: str = "") -> str:
+    """The trimmed input value; ``default`` when absent or empty (the runner sets empty for unset inputs)."""
+    for env_name in input_env_names(name):
+        value = environ.get(env_name, "").strip()
+        if value:
+            return value
+    return default
+
+
+def read_multiline_input(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Non-empty, trimmed lines of a multi-line input (like @actions/core's getMultilineInput)."""
+    return tuple(line.strip() for line in read_input(environ, name).splitlines() if line.strip())
+
+
+def read_bool_input(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
+    value = read_input(environ, name)
+    if not value:
+        return default
+    if value in TRUE_SPELLINGS:
+        return True
+    if value in FALSE_SPELLINGS:
+        return False
+    raise InputError(f"input '{name}' must be true or false, found {value!r}")
+
+
+def read_int_input(environ: Mapping[str, str], name: str, *, default: int, minimum: int | None = None) -> int:
+    value = read_input(environ, name)
+    if not value:
+        return default
+    try:
+        number = int(value, 10)
+    except ValueError:
+        raise InputError(f"input '{name}' must be a whole number, found {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise InputError(f"input '{name}' must be at least {minimum}, found {number}")
+    return number
+
+
+def read_choice_input(environ: Mapping[str, str], name: str, choices: Sequence[str], *, default: str) -> str:
+    value = read_input(environ, name)
+    if not value:
+        return default
+    if value not in choices:
+        raise InputError(f"input '{name}' must be one of {', '.join(choices)}; found {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class GitHubContext:
+    """The default variables of a workflow run (all empty outside GitHub)."""
+
+    server_url: str = ""
+    repository: str = ""  # owner/name
+    sha: str = ""
+    ref: str = ""
+    run_id: str = ""
+    run_attempt: str = ""
+    actor: str = ""
+    workspace: str = ""
+    output_path: str = ""  # GITHUB_OUTPUT
+    summary_path: str = ""  # GITHUB_STEP_SUMMARY
+    runner_temp: str = ""
+    debug: bool = False  # RUNNER_DEBUG=1: step debug logging is on
+
+    @property
+    def repository_url(self) -> str:
+        return f"{self.server_url}/{self.repository}" if self.server_url and self.repository else ""
+
+    @property
+    def commit_url(self) -> str:
+        return f"{self.repository_url}/commit/{self.sha}" if self.repository_url and self.sha else ""
+
+    @property
+    def run_url(self) -> str:
+        if not (self.repository_url and self.run_id):
+            return ""
+        attempt = f"/attempts/{self.run_attempt}" if self.run_attempt else ""
+        return f"{self.repository_url}/actions/runs/{self.run_id}{attempt}"
+
+
+def read_github_context(environ: Mapping[str, str]) -> GitHubContext:
+    def get(name: str) -> str:
+        return environ.get(name, "").strip()
+
+    return GitHubContext(
+        server_url=get("GITHUB_SERVER_URL").rstrip("/")
+        or ("https://github.com" if get("GITHUB_REPOSITORY") else ""),
+        repository=get("GITHUB_REPOSITORY"),
+        sha=get("GITHUB_SHA"),
+        ref=get("GITHUB_REF"),
+        run_id=get("GITHUB_RUN_ID"),
+        run_attempt=get("GITHUB_RUN_ATTEMPT"),
+        actor=get("GITHUB_ACTOR"),
+        workspace=get("GITHUB_WORKSPACE"),
+        output_path=get("GITHUB_OUTPUT"),
+        summary_path=get("GITHUB_STEP_SUMMARY"),
+        runner_temp=get("RUNNER_TEMP"),
+        debug=get("RUNNER_DEBUG") == "1",
+    )
