@@ -425,7 +425,7 @@ def _describe_yaml_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[Position
                     f"the {kind.replace('flow ', '').replace('scalar', 'string')} opened here is never "
                     f"closed: {shown} was expected by line {here.line}, column {here.column}"
                 )
-    if "mapping values are not allowed" in problem:
+    if "mapping values are not allowed" in problem or "could not find expected ':'" in problem:
         for number in range(mark.line, max(mark.line - 3, -1), -1):
             candidate = lines[number] if number < len(lines) else ""
             if not candidate.strip() or candidate.lstrip().startswith("#"):
@@ -1085,19 +1085,19 @@ _PIP_LOCATION = re.compile(
 
 
 # `name`, `name==1.2`, `name>=1.26,<2`: requirements PEP 508 surely accepts, without parsing them.
-_SIMPLE_VERSION = r"\s*(?:==|!=|>=|<=|>|<)\s*[0-9]+(?:\.[0-9]+)*"
+_SIMPLE_VERSION = r"[ ]*(?:==|!=|>=|<=|>|<)[ ]*[0-9]+(?:\.[0-9]+)*"
 _SIMPLE_REQUIREMENT = re.compile(
-    rf"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:{_SIMPLE_VERSION}(?:\s*,{_SIMPLE_VERSION})*)?\s*"
+    rf"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:{_SIMPLE_VERSION}(?:[ ]*,{_SIMPLE_VERSION})*)?[ ]*"
 )
 
 
 @lru_cache(maxsize=4096)
 def _requirement_problem(text: str) -> str:
     """Why pip would reject ``text`` as a requirement (PEP 508, via ``packaging``); '' if it won't."""
-    if _SIMPLE_REQUIREMENT.fullmatch(text):
-        return ""
     if bad := _invisible(text):
         return f"{_quote(text)} contains the invisible character {bad}"
+    if _SIMPLE_REQUIREMENT.fullmatch(text):
+        return ""
     if _PIP_LOCATION.search(text.strip()):
         return ""
     from packaging.requirements import InvalidRequirement, Requirement  # only for what isn't simple
@@ -1236,8 +1236,8 @@ def _validate(raw: bytes, *, file: str, strict: bool, base_dir: Path | None) -> 
     return ValidationOutcome(file, _build_pipeline(data), found)
 
 
-def _too_big_message(size: int) -> str:
-    return f"the file is {size:,} bytes; bodywork.yaml may be at most {MAX_FILE_BYTES:,} bytes"
+def _too_big_message(size: int, limit: int = MAX_FILE_BYTES) -> str:
+    return f"the file is {size:,} bytes; bodywork.yaml may be at most {limit:,} bytes"
 
 
 class ConfigUnreadable(InputError):
@@ -1274,14 +1274,14 @@ def read_config_bytes(path: Path, *, limit: int = MAX_FILE_BYTES) -> bytes:
             kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "not a regular file")
             raise ConfigUnreadable(f"cannot read {shown}: it is {kind}, not a regular file")
         if info.st_size > limit:
-            raise ConfigUnreadable(f"cannot read {shown}: {_too_big_message(info.st_size)}")
+            raise ConfigUnreadable(f"cannot read {shown}: {_too_big_message(info.st_size, limit)}")
         chunks: list[bytes] = []
         total = 0
         while chunk := os.read(descriptor, min(1 << 20, limit + 1 - total)):
             chunks.append(chunk)
             total += len(chunk)
             if total > limit:  # it grew while being read
-                raise ConfigUnreadable(f"cannot read {shown}: {_too_big_message(total)}")
+                raise ConfigUnreadable(f"cannot read {shown}: {_too_big_message(total, limit)}")
         return b"".join(chunks)
     except OSError as exc:
         raise ConfigUnreadable(f"cannot read {shown}: {exc.strerror or type(exc).__name__}") from None
