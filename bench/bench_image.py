@@ -105,7 +105,8 @@ def first_request_seconds(engine, image: str, scratch: Path, n: int) -> tuple[li
     return firsts, walls
 
 
-def host_cli_deploy_seconds(scratch: Path, n: int) -> list[float]:
+def host_cli_deploy_seconds(scratch: Path, n: int, context: Path) -> list[float]:
+    """The same deploy with the CLI on the host, running the same code as the image (``context``)."""
     walls = []
     for i in range(n):
         with FakeCluster(time_scale=0.01) as fake:
@@ -130,7 +131,7 @@ def host_cli_deploy_seconds(scratch: Path, n: int) -> list[float]:
                 "https://github.com/owner/repo",
                 *secrets,
             ]
-            env = {**os.environ, **MLFLOW_SECRET_ENV, "PYTHONPATH": str(ROOT)}
+            env = {**os.environ, **MLFLOW_SECRET_ENV, "PYTHONPATH": str(context)}
             started = time.perf_counter()
             done = subprocess.run(argv, env=env, cwd=ws, capture_output=True, text=True, timeout=300)
             if done.returncode == 0:
@@ -199,7 +200,7 @@ def main() -> int:
             "validate_container_s", validates, "s", at_most(VALIDATE_GOAL_S), "validate in the container", 3
         )
 
-        host = host_cli_deploy_seconds(scratch, args.runs)
+        host = host_cli_deploy_seconds(scratch, args.runs, context)
         bench.figure("deploy_container_s", container_deploys, "s", None, "deploy, in the container", 3)
         bench.figure("deploy_host_cli_s", host, "s", None, "deploy, CLI on the host", 3)
         if container_deploys and host:

@@ -160,10 +160,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _is_ours(pid: int, pid_file: Path) -> bool:
+    """The process is still the daemon this module started (a stale pid file's number may be reused)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    name = pid_file.stem.removesuffix(".pid")  # "dockerd" or "containerd"
+    return Path(argv[0].decode(errors="replace")).name == name and str(RUN_DIR).encode() in b" ".join(argv)
+
+
 def _stop(pid_file: Path) -> None:
     """SIGTERM the process named in ``pid_file`` (one this module started), SIGKILL after a grace time."""
     pid = _pid(pid_file)
-    if pid is None or not _alive(pid):
+    if pid is None or not _alive(pid) or not _is_ours(pid, pid_file):
         pid_file.unlink(missing_ok=True)
         return
     os.kill(pid, signal.SIGTERM)
