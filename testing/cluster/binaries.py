@@ -60,20 +60,21 @@ def ensure_binaries(progress: Callable[[str], None] | None = None) -> Path:
         )
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     env = dict(os.environ, GO=go)
-    proc = subprocess.Popen(
+    tail: list[str] = []
+    # A context manager closes the pipe: a ResourceWarning here is an error under pytest's settings.
+    with subprocess.Popen(
         ["bash", str(BUILD_SCRIPT)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
-    )
-    assert proc.stdout is not None
-    tail: list[str] = []
-    for line in proc.stdout:
-        line = line.rstrip("\n")
-        tail = [*tail[-39:], line]
-        say(line)
-    rc = proc.wait()
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            tail = [*tail[-39:], line]
+            say(line)
+        rc = proc.wait()
     if rc == 3:
         raise BuildUnavailable("\n".join(tail[-5:]))
     if rc != 0:
@@ -98,19 +99,19 @@ def ensure_node_binaries(progress: Callable[[str], None] | None = None) -> Path:
     if go is None:
         raise BuildUnavailable("real-node binaries are not built and no Go toolchain (>= 1.26) was found")
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    run = subprocess.Popen(
+    tail: list[str] = []
+    with subprocess.Popen(
         ["bash", str(BUILD_SCRIPT), "--real-node"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=dict(os.environ, GO=go),
-    )
-    assert run.stdout is not None
-    tail: list[str] = []
-    for line in run.stdout:
-        tail = [*tail[-39:], line.rstrip("\n")]
-        say(tail[-1])
-    rc = run.wait()
+    ) as run:
+        assert run.stdout is not None
+        for line in run.stdout:
+            tail = [*tail[-39:], line.rstrip("\n")]
+            say(tail[-1])
+        rc = run.wait()
     if rc == 3:
         raise BuildUnavailable("\n".join(tail[-5:]))
     if rc != 0:
