@@ -110,3 +110,105 @@ def test_redactor_accepts_secret_values() -> None:
 )
 def test_no_secret_survives_redaction(secret: str, before: str, after: str) -> None:
     assert secret not in Redactor([secret]).redact(before + secret + after)
+
+
+# ------------------------------------------------------------------------------------------- encodings
+
+# A value with every character class the encodings treat specially: space, "/", "%", "+", quotes, a
+# backslash, a control character and non-ASCII.
+AWKWARD = 'p@ss w/rd%+&="q"\\\tÉ-canary'
+
+
+def _encodings(value: str) -> dict[str, str]:
+    import json
+    import urllib.parse
+
+    raw = value.encode("utf-8")
+    quoted = {
+        "quote": urllib.parse.quote(value),
+        "quote-safe-none": urllib.parse.quote(value, safe=""),
+        "quote-js": urllib.parse.quote(value, safe="!'()*"),
+        "quote_plus": urllib.parse.quote_plus(value),
+        "quote_plus-slash": urllib.parse.quote_plus(value, safe="/"),
+    }
+    return {
+        **quoted,
+        **{f"{name}-lower": text.lower() for name, text in quoted.items() if "%" in text},
+        "hex": raw.hex(),
+        "HEX": raw.hex().upper(),
+        "base64": base64.b64encode(raw).decode(),
+        "base64-unpadded": base64.b64encode(raw).decode().rstrip("="),
+        "base64url": base64.urlsafe_b64encode(raw).decode(),
+        "base64url-unpadded": base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        "json": json.dumps(value)[1:-1],
+        "json-utf8": json.dumps(value, ensure_ascii=False)[1:-1],
+        "json-slash": json.dumps(value)[1:-1].replace("/", "\\/"),
+    }
+
+
+@pytest.mark.parametrize(
+    "value", [CANARY, AWKWARD, "s3://bucket/canary root"], ids=["plain", "awkward", "url"]
+)
+def test_every_common_encoding_of_a_value_is_replaced_whole(value: str) -> None:
+    redactor = Redactor([value])
+    encodings = _encodings(value)
+    if value == AWKWARD:  # the awkward value really exercises every encoding: none leaves it as it is
+        assert value not in encodings.values()
+    for name, encoded in encodings.items():
+        redacted = redactor.redact(f"before {encoded} after")
+        assert redacted == f"before {REDACTED} after", name
+
+
+def test_an_encoded_value_inside_a_larger_encoded_text_is_replaced() -> None:
+    import json
+    import urllib.parse
+
+    redactor = Redactor([AWKWARD])
+    url = "https://host/login?" + urllib.parse.urlencode({"user": "me", "password": AWKWARD, "next": "/"})
+    document = json.dumps({"config": {"password": AWKWARD, "user": "me"}})
+    hexdump = ("user=me;password=" + AWKWARD + ";").encode().hex()
+    for text in (url, document, hexdump, hexdump.upper()):
+        redacted = redactor.redact(text)
+        assert REDACTED in redacted
+        assert AWKWARD not in urllib.parse.unquote_plus(redacted)
+        assert AWKWARD not in redacted.replace("\\/", "/").encode().decode("unicode_escape", "replace")
+    assert "user=me" in redactor.redact(url)  # the rest of the URL stays readable
+
+
+def test_encoded_forms_of_a_short_value_are_not_redacted() -> None:
+    # The short-value rule holds for every encoding: "eu" is not hidden as "6575" or "ZXU" either.
+    redactor = Redactor(["eu", "ab/"])
+    for text in ("region eu", "6575", "ZXU=", "ab%2F", "616232f"):
+        assert redactor.redact(text) == text
+
+
+def test_ordinary_text_is_not_touched_by_the_encoded_forms() -> None:
+    redactor = Redactor([CANARY, AWKWARD])
+    text = "2026-12-02 19:48:11 INFO GET /health 200 sha 0123456789abcdef0123456789abcdef01234567"
+    assert redactor.redact(text) == text
+
+
+def test_many_values_compile_into_one_pattern_that_still_finds_each_one() -> None:
+    values = [f"canary-{i:03d}-value" for i in range(300)]
+    redactor = Redactor(values)
+    text = " ".join(values[::7])
+    assert set(redactor.redact(text).split()) == {REDACTED}
+
+
+def test_a_long_multiline_value_builds_and_is_redacted() -> None:
+    # A PEM-sized value: the pattern is built without recursing once per character.
+    body = "".join(f"MIIE{i:04d}" for i in range(600))
+    pem = "-----BEGIN KEY-----\n" + body + "\n-----END KEY-----"
+    redactor = Redactor([pem])
+    assert redactor.redact(f"key: {pem}") == f"key: {REDACTED}"
+    assert redactor.redact(base64.b64encode(pem.encode()).decode()) == REDACTED
+
+
+@given(
+    secret=st.text(alphabet=st.characters(min_codepoint=9, max_codepoint=0x2FF), min_size=MIN_SECRET_LENGTH),
+    encoding=st.sampled_from(sorted(_encodings(CANARY))),
+    before=st.text(alphabet=" ,;:=&?", max_size=5),
+)
+def test_no_encoded_secret_survives_redaction(secret: str, encoding: str, before: str) -> None:
+    encoded = _encodings(secret)[encoding]
+    assert encoded not in Redactor([secret]).redact(before + encoded + before)

@@ -133,3 +133,41 @@ def test_the_action_names_unset_and_empty_secret_variables_but_never_a_value(tmp
     assert leaks and all(line.startswith("::add-mask::") for line in leaks)
     for text in (output_path.read_text(), step_summary):
         assert not any(c in text for c in canaries)
+
+
+# ----------------------------------------------------------------------------------------------- masks
+
+
+def runner_unescape_data(data: str) -> str:
+    """What actions/runner does to command data (ActionCommand.UnescapeData): these replacements, in
+    this order, on the whole string."""
+    for escaped, token in (("%0D", "\r"), ("%0A", "\n"), ("%25", "%")):
+        data = data.replace(escaped, token)
+    return data
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "canary%0Apassword",  # would register "canary\npassword" if sent raw
+        "canary%25literal",  # would register "canary%literal"
+        "%0D%0A%25%250A-canary",
+        "canary-line-one\r%0Acanary-line-two",  # a CR splits the value: each line is masked
+        "first%0A-line\nsecond%25-line\r\nthird%0D-line",
+    ],
+)
+def test_add_mask_values_are_registered_exactly_as_the_runner_unescapes_them(value: str) -> None:
+    commands = workflow.format_mask_commands(value)
+
+    assert all(line.startswith("::add-mask::") and "\n" not in line and "\r" not in line for line in commands)
+    registered = {runner_unescape_data(line.removeprefix("::add-mask::")) for line in commands}
+    expected = {line for line in value.splitlines() if line.strip()}
+    assert registered == expected
+    # And through ActionLog: the redactor knows the raw value, the log holds only escaped mask lines.
+    stream = io.StringIO()
+    log = workflow.ActionLog(stream)
+    log.mask(value)
+    log.info(f"printing {value}")
+    printed = stream.getvalue().splitlines()
+    assert printed[: len(commands)] == commands
+    assert all(line not in printed[-1] for line in expected)
