@@ -396,6 +396,7 @@ def _mark_position(mark: yaml.Mark) -> Position:
     return Position(mark.line + 1, mark.column + 1)
 
 
+_YAML_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # what YAML counts as a new line
 # `key:value` on a line: a plain key, then a colon with no space after it.
 _NO_SPACE_AFTER_COLON = re.compile(r"^[ ]*(?:-[ ]+)?[^\s#'\"\[\]{}:][^:#]*?(:)[^\s:]")
 
@@ -405,7 +406,7 @@ def _describe_yaml_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[Position
     problem = exc.problem or ""
     context = exc.context or ""
     mark = exc.problem_mark or exc.context_mark
-    lines = text.splitlines()
+    lines = _YAML_LINE_BREAK.split(text)
     if mark is None:
         return Position(1, 1), " ".join(part for part in (context, problem) if part) or type(exc).__name__
     line_text = lines[mark.line] if mark.line < len(lines) else ""
@@ -449,6 +450,7 @@ class _Builder:
         self.visited = 0
         self.constructor = yaml.SafeLoader("")  # a constructor for scalars; never fed a stream
         self.active: set[int] = set()  # collections being converted: a node met again is a cycle
+        self.merge_depth = 0  # merges within merges (each level recurses)
 
     def tick(self, count: int, node: yaml.Node) -> None:
         self.visited += count
@@ -561,16 +563,20 @@ def _merged_entries(
             builder.unreadable(path, value, "a merge ('<<') takes a mapping or a list of mappings")
         return {}
     merged: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    if builder.merge_depth >= MAX_DEPTH:  # each level recurses: a long chain of merges must stop
+        raise _LimitExceeded(f"merges ('<<') nested more than {MAX_DEPTH} levels deep", _position(value))
     for source in reversed(sources):  # the first mapping listed wins
         if id(source) in builder.active:
             if report:
                 builder.unreadable(path, source, "a recursive alias: this node contains itself")
             continue
         builder.active.add(id(source))
+        builder.merge_depth += 1
         try:
             merged.update(_entries(source, builder, path[:-1], report=False))
         finally:
             builder.active.discard(id(source))
+            builder.merge_depth -= 1
     return merged
 
 
@@ -1205,6 +1211,9 @@ def _validate(raw: bytes, *, file: str, strict: bool, base_dir: Path | None) -> 
         document = build_document(root, node_count=node_count)
     except _LimitExceeded as exc:
         problems.add((), exc.message, position=exc.position or Position(1, 1))
+        return ValidationOutcome(file, None, problems.sorted())
+    except RecursionError:  # not reachable within MAX_DEPTH; a safety net, never a traceback
+        problems.add((), f"nested more than {MAX_DEPTH} levels deep", position=_position(root))
         return ValidationOutcome(file, None, problems.sorted())
     problems.document = document
     for path, node, message in document.problems:

@@ -189,6 +189,14 @@ def test_a_problem_in_a_merged_value_points_at_its_definition() -> None:
     assert problem.line == line_of(text, "x-defaults")
 
 
+def test_a_long_chain_of_merges_is_one_located_error() -> None:
+    chain = "a0: &a0 {x: 1}\n" + "".join(f"a{i}: &a{i} {{<<: *a{i - 1}}}\n" for i in range(1, 3_000))
+    (problem,) = errors_of(chain.encode())
+    assert problem.message == f"merges ('<<') nested more than {MAX_DEPTH} levels deep"
+    within = "a0: &a0 {x: 1}\n" + "".join(f"a{i}: &a{i} {{<<: *a{i - 1}}}\n" for i in range(1, 50))
+    assert not any("merges" in p.message for p in errors_of(within.encode()))
+
+
 @pytest.mark.parametrize(
     "raw",
     [
