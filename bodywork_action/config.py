@@ -501,8 +501,14 @@ class _Builder:
         word = _SCALAR_WORDS.get(tag)
         if word is None:
             return node.value, _unsupported_tag(tag)
-        if tag == _INT and len(node.value) > 32:
-            return node.value, _too_large(node.value)
+        text = node.value
+        if tag == _INT:
+            if len(text) > 32:
+                return text, _too_large(text)
+            if text.isdigit() and (text[0] != "0" or text == "0"):  # plain decimal (YAML 1.1: 017 is octal)
+                return int(text), None
+        elif tag == _FLOAT and _PLAIN_DECIMAL.fullmatch(text):
+            return float(text), None
         constructor = self.constructor.yaml_constructors[tag]
         try:
             value = constructor(self.constructor, node)
@@ -578,6 +584,9 @@ def _merged_entries(
             builder.active.discard(id(source))
             builder.merge_depth -= 1
     return merged
+
+
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+\.[0-9]+")  # 0.5, -1.25: what float() reads as YAML does
 
 
 def _unsupported_tag(tag: str) -> str:
@@ -725,7 +734,7 @@ def compile_schema(schema: Any) -> Check:
 def _compile_keyword(keyword: str, argument: Any, schema: dict[str, Any]) -> Check:
     if keyword == "type":
         kinds = [_TYPE_CHECKS[t] for t in ([argument] if isinstance(argument, str) else argument)]
-        return lambda value: any(kind(value) for kind in kinds)
+        return kinds[0] if len(kinds) == 1 else lambda value: any(kind(value) for kind in kinds)
     if keyword == "required":
         names = tuple(argument)
         return lambda value: not isinstance(value, dict) or all(name in value for name in names)
