@@ -506,7 +506,8 @@ class _Builder:
             if len(text) > 32:
                 return text, _too_large(text)
             if text.isdigit() and (text[0] != "0" or text == "0"):  # plain decimal (YAML 1.1: 017 is octal)
-                return int(text), None
+                value = int(text)
+                return (value, None) if value <= MAX_INTEGER else (text, _too_large(text))
         elif tag == _FLOAT and _PLAIN_DECIMAL.fullmatch(text):
             return float(text), None
         constructor = self.constructor.yaml_constructors[tag]
