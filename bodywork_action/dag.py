@@ -1,6 +1,6 @@
 """The DAG string (``a >> b,c >> d``) as ordered steps, and Kubernetes names derived from stage names.
 
-Pure functions. Bodywork 3.0's syntax (spec §2): spaces are removed, ``>>`` separates steps that run
+Pure functions. Bodywork 3.0's syntax: spaces are removed, ``>>`` separates steps that run
 in order, ``,`` separates stages that run concurrently within a step.
 """
 
@@ -50,7 +50,7 @@ def parse_dag(text: str) -> tuple[tuple[tuple[StageName, ...], ...], list[DagPro
 def k8s_name(name: str) -> K8sName:
     """A DNS-1123 label from a stage or pipeline name: lower case, runs of other characters → '-'.
 
-    Bodywork kept case and had no length limit (spec §3.1, §10.1.8); both fail at the API.
+    Bodywork kept upper case and had no length limit; the API server refuses both.
     """
     candidate = _NOT_NAME_CHARS.sub("-", name.strip().lower()).strip("-")
     return K8sName(candidate[:DNS1123_LABEL_MAX].rstrip("-"))

@@ -16,7 +16,6 @@ StageName = NewType("StageName", str)
 K8sName = NewType("K8sName", str)
 
 SCHEMA_VERSION = "1.1"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class StageKind(str, Enum):
@@ -118,6 +117,7 @@ RESERVED_ENV_VARS = frozenset(
         "GIT_COMMIT_HASH",
         "PYTHONPATH",
         "PYTHONUNBUFFERED",
+        "BODYWORK_LOG_LEVEL",
         "BODYWORK_STAGE",
         "BODYWORK_NAMESPACE",
         "BODYWORK_SERVICE_PORT",

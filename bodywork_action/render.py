@@ -1,13 +1,13 @@
 """A validated pipeline plus a deployment context → every Kubernetes manifest, as plain dicts.
 
-Pure: no cluster, no files, no environment, no clock. ``deploy`` applies the list that
-``render_objects`` returns, in that order; ``plan --output yaml`` prints the same list through
-``format_manifests_yaml`` (Secret values redacted).
+Pure: no cluster, no files, no environment, no clock. ``plan.render_plan`` asks this module for every
+object once; deploy, dry run, prune and ``plan --output yaml`` (through ``format_manifests_yaml``,
+Secret values redacted) all use that one Plan.
 
-What is rendered (issue 4 §1; what Bodywork 3.0 did is spec §3, what it got wrong §10):
+What is rendered:
 
 - Namespace: ``context.namespace``, else ``pipeline.namespace``, else the pipeline's name as a
-  DNS-1123 label. Labelled managed-by.
+  DNS-1123 label. Labelled managed-by and part-of, and annotated as created for this pipeline.
 - Batch stage → ``batch/v1`` Job named ``<stage>-<deployment id>`` (unique per deployment, so a re-run
   never trips on the immutable Job template; the cluster code prunes older ones).
 - Service stage → ``apps/v1`` Deployment, ClusterIP Service (port named ``http``) and, with
@@ -15,9 +15,10 @@ What is rendered (issue 4 §1; what Bodywork 3.0 did is spec §3, what it got wr
 - Every object carries ``app.kubernetes.io/name`` (stage), ``app.kubernetes.io/part-of`` (pipeline),
   ``app.kubernetes.io/managed-by: bodywork-action`` and ``bodywork.dev/commit``, plus annotations for
   the ref, run URL, actor and repository. Selectors use pipeline + stage, so equal stage names of two
-  pipelines in one namespace never collide (Bodywork selected on the stage alone, §10.1.8).
+  pipelines in one namespace never collide (Bodywork selected on the stage alone, so two
+  pipelines with a stage of the same name took each other's pods).
 
-How a stage pod gets its code (Bodywork re-cloned the branch in every pod, §10.1.5): an init
+How a stage pod gets its code (Bodywork re-cloned the branch's newest commit in every pod): an init
 container runs git-sync v4 in one-time mode and checks out exactly ``context.commit`` into an
 emptyDir, at ``/bodywork/repo``. The main container (``pipeline.docker_image``) starts in the
 directory holding ``bodywork.yaml`` and runs a fixed bootstrap program (``python -c BOOTSTRAP``) that
@@ -37,7 +38,8 @@ namespace. It is mounted read-only into the init container only, never into the 
 
 Environment of the stage container, in order: one variable per stage secret (``secretKeyRef``, key =
 variable name, as Bodywork), then ``GIT_COMMIT_HASH`` (the full commit SHA), ``PYTHONPATH`` (the
-project directory, as Bodywork), ``PYTHONUNBUFFERED=1`` (logs arrive as they are written), and for
+project directory, as Bodywork), ``PYTHONUNBUFFERED=1`` (logs arrive as they are written),
+``BODYWORK_LOG_LEVEL`` (bodywork.yaml's ``logging.log_level``, the variable Bodywork's stages read), and for
 service stages ``BODYWORK_STAGE`` (the stage's Kubernetes name, which is also its Service's name),
 ``BODYWORK_NAMESPACE`` and ``BODYWORK_SERVICE_PORT`` (what ``mlflow_server.py`` reads to build its
 in-cluster URL and allowed hosts). Those are ``RESERVED_ENV_VARS``: a stage secret may not use them.
@@ -54,6 +56,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from bodywork_action import verdicts
 from bodywork_action.dag import DNS1123_LABEL_MAX, is_dns1123_label, k8s_name
 from bodywork_action.errors import InputError
 from bodywork_action.model import (
@@ -112,9 +115,14 @@ NOTEBOOK_REQUIREMENTS = ("nbconvert", "ipykernel")
 SECRET_VALUE_REDACTED = "<redacted>"
 
 # --- timing ---------------------------------------------------------------------------------------
-# Per Job attempt: scheduling, image pull, the clone and the pip install all happen before the
-# module starts, and max_completion_time_seconds only ever covered the module (spec §3.9, §10.1.16).
+# max_completion_time_seconds limits one attempt of the stage's module, as it did in Bodywork (whose
+# limit covered the script, not the clone or the pip install). The bootstrap enforces it exactly, from
+# the moment the module starts (an alarm that survives exec; the attempt ends with exit code 142). The
+# pod's own activeDeadlineSeconds adds this allowance for scheduling, image pull, the clone and the pip
+# install, as a backstop for an attempt that hangs before its module starts.
 JOB_ATTEMPT_STARTUP_ALLOWANCE_SECONDS = 300
+# How a stage's module ends when it runs past max_completion_time_seconds: killed by SIGALRM (128 + 14).
+TIME_LIMIT_EXIT_CODE = verdicts.TIME_LIMIT_EXIT_CODE
 # Kubernetes waits 10 s, 20 s, 40 s … (capped at 6 min) before re-creating a failed Job pod; that wait
 # counts against activeDeadlineSeconds too.
 JOB_RETRY_BACKOFF_BASE_SECONDS = 10
@@ -122,7 +130,7 @@ JOB_RETRY_BACKOFF_MAX_SECONDS = 360
 # Deployments: max_startup_time_seconds covers the pip install and the server start (the startup
 # probe); scheduling, image pull and the clone (init container) come on top.
 DEPLOYMENT_PROGRESS_ALLOWANCE_SECONDS = 120
-PROBE_PERIOD_SECONDS = 10  # as Bodywork's startup probe, so failureThreshold = ceil(t / 10) (spec §3.3)
+PROBE_PERIOD_SECONDS = 10  # as Bodywork's startup probe, so failureThreshold = ceil(t / 10)
 READINESS_PERIOD_SECONDS = 5
 LIVENESS_FAILURE_THRESHOLD = 3
 REVISION_HISTORY_LIMIT = 3  # > 0: rolling back needs the previous ReplicaSet (Bodywork kept 0)
@@ -135,12 +143,13 @@ _LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _NOT_LABEL_VALUE_CHARS = re.compile(r"[^-A-Za-z0-9_.]+")
 
 # The stage container's program. A constant: it holds no user data; requirements, module path and
-# args arrive as argv elements: sys.argv = ["-c", module_path, requirement_count, *requirements, *args].
+# args arrive as argv elements:
+# sys.argv = ["-c", module_path, time_limit_seconds, requirement_count, *requirements, *args].
 BOOTSTRAP_PROGRAM = """\
-import os, subprocess, sys
-module_path, requirement_count = sys.argv[1], int(sys.argv[2])
-requirements = sys.argv[3 : 3 + requirement_count]
-args = sys.argv[3 + requirement_count :]
+import os, signal, subprocess, sys
+module_path, time_limit, requirement_count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+requirements = sys.argv[4 : 4 + requirement_count]
+args = sys.argv[4 + requirement_count :]
 if requirements:
     print("bodywork-action: installing " + ", ".join(requirements), flush=True)
     pip = [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check"]
@@ -152,7 +161,11 @@ directory, file_name = os.path.split(module_path)
 os.chdir(directory or ".")
 if file_name.startswith("-"):
     file_name = "./" + file_name
-print("bodywork-action: running " + module_path, flush=True)
+if time_limit > 0:
+    print("bodywork-action: running " + module_path + " (time limit " + str(time_limit) + " s)", flush=True)
+    signal.alarm(time_limit)  # survives exec: the module itself is stopped once its time is up
+else:
+    print("bodywork-action: running " + module_path, flush=True)
 if file_name.endswith(".ipynb"):
     jupyter = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute"]
     os.execv(sys.executable, [*jupyter, "--output-dir", "NOTEBOOK_OUTPUT_DIR", file_name])
@@ -228,15 +241,21 @@ def cpu_quantity(cpu_request: float) -> str:
 
 
 def memory_quantity(memory_request_mb: int) -> str:
-    return f"{memory_request_mb}M"  # SI megabytes, as Bodywork (spec §3.2)
+    return f"{memory_request_mb}M"  # SI megabytes, as Bodywork rendered memory_request_mb
 
 
-def job_deadline_seconds(batch: BatchSettings) -> int | None:
-    """``activeDeadlineSeconds`` for a Job; ``None`` (no limit) when max_completion_time_seconds is 0.
+def attempt_deadline_seconds(batch: BatchSettings) -> int | None:
+    """The pod's ``activeDeadlineSeconds``: one attempt's module time plus the start-up allowance;
+    ``None`` (no limit) when max_completion_time_seconds is 0."""
+    if batch.max_completion_time_seconds <= 0:
+        return None
+    return batch.max_completion_time_seconds + JOB_ATTEMPT_STARTUP_ALLOWANCE_SECONDS
 
-    Every attempt (retries + 1 of them) gets the module's time plus the start-up allowance, and the
-    Job controller's back-off between attempts is added on top.
-    """
+
+def job_wait_limit_seconds(batch: BatchSettings) -> int | None:
+    """The longest a whole Job can take when every attempt runs to its pod's deadline: all attempts
+    (retries + 1) plus the Job controller's back-off between them. The client stops waiting after
+    this (plus a grace); the cluster itself stops each attempt much sooner."""
     if batch.max_completion_time_seconds <= 0:
         return None
     attempts = batch.retries + 1
@@ -272,7 +291,8 @@ def stage_args(stage: Stage) -> list[str]:
     """The stage container's ``args``: every user value is one whole argv element."""
     requirements = stage_requirements(stage)
     args = () if stage.is_notebook else stage.args  # nbconvert takes no args (nor did Bodywork)
-    return [stage.executable_module_path, str(len(requirements)), *requirements, *args]
+    time_limit = stage.batch.max_completion_time_seconds if stage.batch is not None else 0
+    return [stage.executable_module_path, str(time_limit), str(len(requirements)), *requirements, *args]
 
 
 def project_path(config_dir: str = "") -> str:
@@ -417,12 +437,15 @@ def _stage_env(
     *,
     namespace: str,
     working_dir: str,
+    log_level: str,
 ) -> list[Manifest]:
     env = [_secret_env(secret.env_var, secret.secret, secret.env_var) for secret in stage.secrets]
     env += [
         {"name": "GIT_COMMIT_HASH", "value": context.commit},
         {"name": "PYTHONPATH", "value": working_dir},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
+        # bodywork.yaml's logging.log_level, under the variable Bodywork's own stage containers read.
+        {"name": "BODYWORK_LOG_LEVEL", "value": log_level},
     ]
     service = stage.service
     if service is not None:
@@ -466,7 +489,9 @@ def _stage_container(
         "command": list(STAGE_COMMAND),
         "args": stage_args(stage),
         "workingDir": working_dir,
-        "env": _stage_env(stage, context, namespace=namespace, working_dir=working_dir),
+        "env": _stage_env(
+            stage, context, namespace=namespace, working_dir=working_dir, log_level=pipeline.log_level
+        ),
         "volumeMounts": [{"name": CODE_VOLUME, "mountPath": CODE_MOUNT_PATH}],
     }
     resources = _resources(stage)
@@ -586,9 +611,9 @@ def render_job(
             ),
         },
     }
-    deadline = job_deadline_seconds(batch)
-    if deadline is not None:
-        spec["activeDeadlineSeconds"] = deadline
+    deadline = attempt_deadline_seconds(batch)
+    if deadline is not None:  # per attempt: a Job-level deadline would span every retry
+        spec["template"]["spec"]["activeDeadlineSeconds"] = deadline
     # No ttlSecondsAfterFinished: the cluster code prunes old Jobs itself, keeping the last few.
     return {
         "apiVersion": "batch/v1",
@@ -661,7 +686,8 @@ def render_service(stage: Stage, pipeline: Pipeline, context: DeployContext) -> 
 
 
 def render_ingress(stage: Stage, pipeline: Pipeline, context: DeployContext) -> Manifest:
-    """Path ``/<namespace>/<stage>``, pathType Prefix (Bodywork put a regex under Exact, §10.2).
+    """Path ``/<namespace>/<stage>``, pathType Prefix (Bodywork put a regex under pathType Exact,
+    which matched nothing beneath the path).
 
     No rewrite: the service receives the full path (MLflow, for one, takes it as --static-prefix).
     """

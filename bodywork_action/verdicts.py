@@ -4,7 +4,8 @@ Pure functions over plain object dicts as the API returns them (Job, Deployment,
 deploy engine watches the cluster and asks these functions after every change; nothing here waits,
 reads the clock or talks to the cluster. Failures are recognised as early as the cluster shows them
 (CrashLoopBackOff, image pull errors, unschedulable pods, pods failing repeatedly) instead of waiting
-for a deadline, which is what Bodywork 3.0 did (spec §10.1.1–3).
+for a deadline, which is what Bodywork 3.0 did: it polled every few seconds and reported a stage
+that could never start only when its own overall timeout ran out.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from typing import Any
 from bodywork_action.results import EventRecord
 
 Obj = Mapping[str, Any]
+
+# A stage module stopped by the bootstrap's alarm (128 + SIGALRM): it ran past its time limit.
+TIME_LIMIT_EXIT_CODE = 142
 
 # Container "waiting" reasons that never clear up by waiting: fail the stage at once.
 IMAGE_OR_CONFIG_WAITING_REASONS = frozenset(
@@ -199,12 +203,27 @@ def classify_job(job: Obj, pods: Iterable[Obj] = (), events: Sequence[Obj] = ())
             assert condition is not None
             reason = str(condition.get("reason") or "JobFailed")
             message = str(condition.get("message") or "the Job failed")
+            timed_out = sum(1 for pod in own_pods if _exit_code(pod, "stage") == TIME_LIMIT_EXIT_CODE)
+            if timed_out:
+                message += (
+                    f"; {timed_out} attempt(s) ran past max_completion_time_seconds and were stopped "
+                    f"(exit code {TIME_LIMIT_EXIT_CODE})"
+                )
             return Verdict(Phase.FAILED, reason, message, attempts, failed_pods or _names(own_pods))
     for pod in own_pods:
         problem = classify_pod(pod, waiting_reasons=IMAGE_OR_CONFIG_WAITING_REASONS, events=events)
         if problem is not None:
             return Verdict(Phase.FAILED, problem.reason, problem.message, max(attempts, 1), (problem.pod,))
     return Verdict(Phase.RUNNING, attempts=attempts)
+
+
+def _exit_code(pod: Obj, container: str) -> int | None:
+    for status in _container_statuses(pod):
+        if status.get("name") == container:
+            terminated = (status.get("state") or {}).get("terminated") or {}
+            code = terminated.get("exitCode")
+            return code if isinstance(code, int) else None
+    return None
 
 
 def _names(pods: Iterable[Obj]) -> tuple[str, ...]:
@@ -301,13 +320,3 @@ def build_event_record(event: Obj) -> EventRecord:
         type=str(event.get("type") or "Normal"),
         count=_int(event.get("count")) or 1,
     )
-
-
-def select_owned_names(owner_names: Iterable[str], objects: Iterable[Obj]) -> list[str]:
-    """Names of objects (e.g. ReplicaSets) owned by one of ``owner_names``."""
-    owners = set(owner_names)
-    return [
-        _name(o)
-        for o in objects
-        if any(ref.get("name") in owners for ref in (o.get("metadata") or {}).get("ownerReferences") or [])
-    ]

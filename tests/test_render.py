@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -19,9 +20,9 @@ from bodywork_action.dag import is_dns1123_label
 from bodywork_action.errors import InputError
 from bodywork_action.model import RESERVED_ENV_VARS, BatchSettings, DeployContext, SecretEnv, ServiceSettings
 from bodywork_action.plan import render_plan
-from tests.test_manifests_validate import bodywork_test_project, build_pipeline, build_stage, mlflow_pipeline
+from testing import builders
+from testing.builders import BODYWORK_IMAGE, COMMIT, bodywork_test_project, build_stage, mlflow_pipeline
 
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 CONTEXT = DeployContext(
     repository_url="https://github.com/acme/models",
     commit=COMMIT,
@@ -46,7 +47,9 @@ SERVE = build_stage(
     memory_request_mb=512,
     secrets=(SecretEnv("MODEL_BUCKET", "storage"),),
 )
-PIPELINE = build_pipeline("Acme Models", "train >> serve", [TRAIN, SERVE], namespace="ml")
+PIPELINE = builders.pipeline(
+    "train >> serve", TRAIN, SERVE, name="Acme Models", docker_image=BODYWORK_IMAGE, namespace="ml"
+)
 
 
 def stage_pod(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +146,7 @@ def test_namespace_is_marked_as_created_by_bodywork_action_for_this_pipeline() -
 # --- names, labels, annotations, selectors ----------------------------------------------------------
 def test_names_are_dns1123_names_derived_from_stage_names() -> None:
     stage = build_stage("Prediction_Service", SERVE.settings)
-    pipeline = build_pipeline("p", "Prediction_Service", [stage])
+    pipeline = builders.pipeline("Prediction_Service", stage, name="p", docker_image=BODYWORK_IMAGE)
     names = {obj["metadata"]["name"] for obj in render_plan(pipeline, CONTEXT).objects()[1:]}
     assert names == {"prediction-service"}
 
@@ -186,7 +189,7 @@ def test_pod_templates_carry_the_labels_so_pods_can_be_found() -> None:
 
 
 def test_selectors_differ_between_two_pipelines_with_the_same_stage_name() -> None:
-    other = build_pipeline("Other Team", "serve", [SERVE], namespace="ml")
+    other = builders.pipeline("serve", SERVE, name="Other Team", docker_image=BODYWORK_IMAGE, namespace="ml")
     ours = objects_by_kind(render_plan(PIPELINE, CONTEXT).objects())
     theirs = objects_by_kind(render_plan(other, CONTEXT).objects())
     assert ours["Deployment"]["spec"]["selector"] != theirs["Deployment"]["spec"]["selector"]
@@ -397,11 +400,11 @@ def test_no_user_value_is_interpolated_into_a_shell_string() -> None:
         requirements=(hostile_requirement,),
         args=(hostile_arg, "'; echo pwned"),
     )
-    pipeline = build_pipeline("p", "train", [stage])
+    pipeline = builders.pipeline("train", stage, name="p", docker_image=BODYWORK_IMAGE)
     container = stage_container(render.render_job(stage, pipeline, CONTEXT))
     assert container["command"] == ["python", "-c", render.BOOTSTRAP_PROGRAM]
     assert "sh" not in container["command"] and "bash" not in container["command"]
-    assert container["args"] == [hostile_path, "1", hostile_requirement, hostile_arg, "'; echo pwned"]
+    assert container["args"] == [hostile_path, "100", "1", hostile_requirement, hostile_arg, "'; echo pwned"]
     # The program itself is a constant: no user value leaks into it.
     for value in (hostile_requirement, hostile_arg, hostile_path, "pwned"):
         assert value not in render.BOOTSTRAP_PROGRAM
@@ -443,14 +446,14 @@ def test_the_bootstrap_runs_the_module_from_its_directory_with_args_as_given(tmp
 
 def test_the_bootstrap_passes_the_module_exit_code_through(tmp_path: Path) -> None:
     (tmp_path / "fail.py").write_text("raise SystemExit(7)\n")
-    done = _run_bootstrap(["fail.py", "0"], cwd=tmp_path)
+    done = _run_bootstrap(["fail.py", "0", "0"], cwd=tmp_path)
     assert done.returncode == 7
 
 
 def test_a_requirement_is_handed_to_pip_as_data_and_a_failed_install_stops_the_stage(tmp_path: Path) -> None:
     (tmp_path / "main.py").write_text("open('ran', 'w').close()\n")
     # Invalid as a requirement (the marker isn't one) so pip refuses it offline, before any download.
-    done = _run_bootstrap(["main.py", "1", "numpy; touch pwned", "arg"], cwd=tmp_path)
+    done = _run_bootstrap(["main.py", "0", "1", "numpy; touch pwned", "arg"], cwd=tmp_path)
     assert done.returncode != 0
     assert "pip install failed" in done.stderr
     assert not (tmp_path / "ran").exists()
@@ -462,7 +465,7 @@ def test_notebook_stages_run_with_nbconvert_which_is_installed_for_them() -> Non
         "nb", TRAIN.settings, module="nb/main.ipynb", requirements=("pandas",), args=("x",)
     )
     assert render.stage_requirements(notebook) == ("pandas", "nbconvert", "ipykernel")
-    assert render.stage_args(notebook) == ["nb/main.ipynb", "3", "pandas", "nbconvert", "ipykernel"]
+    assert render.stage_args(notebook) == ["nb/main.ipynb", "100", "3", "pandas", "nbconvert", "ipykernel"]
     assert '"nbconvert", "--to", "notebook", "--execute"' in render.BOOTSTRAP_PROGRAM
     already = build_stage("nb", TRAIN.settings, module="main.ipynb", requirements=("nbconvert==7.16.4",))
     assert render.stage_requirements(already) == ("nbconvert==7.16.4", "nbconvert", "ipykernel")
@@ -472,7 +475,7 @@ def test_notebook_stages_run_with_nbconvert_which_is_installed_for_them() -> Non
 
 def test_a_stage_without_requirements_installs_nothing() -> None:
     stage = build_stage("s", TRAIN.settings, module="s.py")
-    assert render.stage_args(stage) == ["s.py", "0"]
+    assert render.stage_args(stage) == ["s.py", "100", "0"]
 
 
 def test_secrets_become_secret_key_refs_keyed_by_the_env_var_name_as_bodywork() -> None:
@@ -486,6 +489,12 @@ def test_secrets_become_secret_key_refs_keyed_by_the_env_var_name_as_bodywork() 
 def test_the_full_commit_is_given_to_the_stage_as_git_commit_hash() -> None:
     for workload in render_plan(PIPELINE, CONTEXT).objects()[1:3]:
         assert env_of(stage_container(workload))["GIT_COMMIT_HASH"] == COMMIT
+
+
+def test_every_stage_gets_the_pipeline_log_level_as_bodywork_stages_did() -> None:
+    pipeline = replace(PIPELINE, log_level="WARNING")
+    for workload in render_plan(pipeline, CONTEXT).objects()[1:3]:
+        assert env_of(stage_container(workload))["BODYWORK_LOG_LEVEL"] == "WARNING"
 
 
 def test_service_stages_learn_their_service_name_namespace_and_port() -> None:
@@ -520,7 +529,11 @@ def test_requests_come_from_cpu_and_memory_and_zero_means_none(
     cpu: float, memory_mb: int, expected: dict[str, Any] | None
 ) -> None:
     stage = build_stage("s", TRAIN.settings, cpu_request=cpu, memory_request_mb=memory_mb)
-    container = stage_container(render.render_job(stage, build_pipeline("p", "s", [stage]), CONTEXT))
+    container = stage_container(
+        render.render_job(
+            stage, builders.pipeline("s", stage, name="p", docker_image=BODYWORK_IMAGE), CONTEXT
+        )
+    )
     assert container.get("resources") == expected
     assert "limits" not in container.get("resources", {})
 
@@ -538,23 +551,41 @@ def test_job_retries_are_the_backoff_limit_and_pods_never_restart_in_place() -> 
     assert job["spec"]["completions"] == 1
 
 
-def test_job_deadline_covers_every_attempt_its_backoff_and_the_startup_allowance() -> None:
+def test_the_time_limit_is_per_attempt_on_the_pod_not_on_the_whole_job() -> None:
     job = render.render_job(TRAIN, PIPELINE, CONTEXT)  # 100 s, retries 2
-    allowance = render.JOB_ATTEMPT_STARTUP_ALLOWANCE_SECONDS
-    assert job["spec"]["activeDeadlineSeconds"] == 3 * (100 + allowance) + 10 + 20
-    assert job["spec"]["activeDeadlineSeconds"] >= 100 * (2 + 1) + allowance
+    assert "activeDeadlineSeconds" not in job["spec"]  # it would span every retry and its back-off
+    assert stage_pod(job)["activeDeadlineSeconds"] == 100 + render.JOB_ATTEMPT_STARTUP_ALLOWANCE_SECONDS
+    assert stage_container(job)["args"][:2] == ["train/main.py", "100"]  # the module's own limit
 
 
-def test_job_backoff_in_the_deadline_is_capped_like_kubernetes_caps_it() -> None:
-    deadline = render.job_deadline_seconds(BatchSettings(max_completion_time_seconds=1, retries=8))
+def test_services_get_no_time_limit() -> None:
+    deployment = render.render_deployment(SERVE, PIPELINE, CONTEXT)
+    assert "activeDeadlineSeconds" not in stage_pod(deployment)
+    assert stage_container(deployment)["args"][1] == "0"
+
+
+def test_the_client_waits_for_every_attempt_and_the_backoff_capped_like_kubernetes_caps_it() -> None:
+    limit = render.job_wait_limit_seconds(BatchSettings(max_completion_time_seconds=1, retries=8))
     backoff = 10 + 20 + 40 + 80 + 160 + 320 + 360 + 360
-    assert deadline == 9 * (1 + render.JOB_ATTEMPT_STARTUP_ALLOWANCE_SECONDS) + backoff
+    assert limit == 9 * (1 + render.JOB_ATTEMPT_STARTUP_ALLOWANCE_SECONDS) + backoff
 
 
 def test_a_zero_completion_time_means_no_deadline() -> None:
     stage = build_stage("s", BatchSettings(max_completion_time_seconds=0, retries=1))
-    job = render.render_job(stage, build_pipeline("p", "s", [stage]), CONTEXT)
+    job = render.render_job(
+        stage, builders.pipeline("s", stage, name="p", docker_image=BODYWORK_IMAGE), CONTEXT
+    )
     assert "activeDeadlineSeconds" not in job["spec"]
+    assert "activeDeadlineSeconds" not in stage_pod(job)
+    assert render.job_wait_limit_seconds(BatchSettings(max_completion_time_seconds=0, retries=1)) is None
+
+
+def test_the_bootstrap_stops_a_module_that_runs_past_its_time_limit(tmp_path: Path) -> None:
+    (tmp_path / "slow.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(600)\n")
+    done = _run_bootstrap(["slow.py", "1", "0"], cwd=tmp_path)
+    assert done.returncode == -signal.SIGALRM  # in a container: exit code 142, TIME_LIMIT_EXIT_CODE
+    assert render.TIME_LIMIT_EXIT_CODE == 128 + signal.SIGALRM
+    assert "running slow.py (time limit 1 s)" in done.stdout and "started" in done.stdout
 
 
 def test_jobs_are_not_garbage_collected_by_ttl_because_we_prune_them() -> None:
@@ -583,7 +614,9 @@ def test_deployment_rolls_out_without_unavailable_pods_and_keeps_history_for_rol
 @pytest.mark.parametrize(("startup_seconds", "threshold"), [(240, 24), (61, 7), (10, 1), (0, 1)])
 def test_startup_probe_is_sized_from_max_startup_time(startup_seconds: int, threshold: int) -> None:
     stage = build_stage("s", ServiceSettings(startup_seconds, replicas=1, port=5000, ingress=False))
-    deployment = render.render_deployment(stage, build_pipeline("p", "s", [stage]), CONTEXT)
+    deployment = render.render_deployment(
+        stage, builders.pipeline("s", stage, name="p", docker_image=BODYWORK_IMAGE), CONTEXT
+    )
     probe = stage_container(deployment)["startupProbe"]
     assert probe["periodSeconds"] * probe["failureThreshold"] >= startup_seconds
     assert probe["failureThreshold"] == threshold
@@ -707,7 +740,9 @@ def test_plan_yaml_shows_every_object_and_secret_keys_but_never_secret_values() 
 
 def test_plan_yaml_keeps_the_bootstrap_program_and_hostile_args_intact() -> None:
     stage = build_stage("s", TRAIN.settings, args=("$(x)", "a: b", "- c", "#d"))
-    objects = render_plan(build_pipeline("p", "s", [stage]), CONTEXT).objects()
+    objects = render_plan(
+        builders.pipeline("s", stage, name="p", docker_image=BODYWORK_IMAGE), CONTEXT
+    ).objects()
     assert list(yaml.safe_load_all(render.format_manifests_yaml(objects))) == objects
 
 

@@ -315,7 +315,7 @@ class ClusterBackend:
             return classify_job(job, list(caches["pods"].values()))
 
         batch = stage.batch
-        deadline = render.job_deadline_seconds(batch) if batch else None
+        deadline = render.job_wait_limit_seconds(batch) if batch else None
         verdict = wait_for_verdict(
             watches,
             decide,

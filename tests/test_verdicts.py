@@ -1,4 +1,4 @@
-"""status.py: verdicts from plain Job / Deployment / Pod / Event dicts."""
+"""verdicts.py: verdicts from plain Job / Deployment / Pod / Event dicts."""
 
 from __future__ import annotations
 
@@ -120,6 +120,23 @@ def test_job_failed_condition_fails_with_its_reason_and_failed_pods() -> None:
     assert verdict.reason == "BackoffLimitExceeded"
     assert verdict.attempts == 3
     assert verdict.problem_pods == ("train-abc-1", "train-abc-2")
+
+
+def test_attempts_stopped_at_their_time_limit_are_named_in_the_failure() -> None:
+    stopped = {"name": "stage", "state": {"terminated": {"exitCode": 142, "reason": "Error"}}}
+    failed = {"name": "stage", "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}
+    condition = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "m"}
+    verdict = classify_job(
+        job(failed=2, conditions=[condition]),
+        [
+            job_pod("train-abc-1", "Failed", containerStatuses=[stopped]),
+            job_pod("train-abc-2", "Failed", containerStatuses=[failed]),
+        ],
+    )
+    assert verdict.reason == "BackoffLimitExceeded"
+    assert "1 attempt(s) ran past max_completion_time_seconds and were stopped (exit code 142)" in (
+        verdict.message
+    )
 
 
 def test_job_failure_target_counts_as_failed_before_pods_finish() -> None:
