@@ -9,26 +9,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from bodywork_action.dag import k8s_name
 from bodywork_action.executor import Progress, ProgressKind, execute
-from bodywork_action.model import BatchSettings, Pipeline, ServiceSettings, Stage, StageName
+from bodywork_action.model import Pipeline, Stage
 from bodywork_action.results import DeploymentResult, DeploymentStatus, StageResult, StageStatus
-
-
-def stage(name: str, *, service: bool = False) -> Stage:
-    settings = ServiceSettings(30, 1, 8000, False) if service else BatchSettings(60, 0)
-    return Stage(StageName(name), k8s_name(name), f"{name}.py", 0.1, 10, settings)
-
-
-def pipeline(dag: tuple[tuple[str, ...], ...], *stages: Stage, on_failure: str | None = None) -> Pipeline:
-    return Pipeline(
-        name="p",
-        docker_image="python:3.11",
-        dag_text="",
-        steps=tuple(tuple(StageName(s) for s in step) for step in dag),
-        stages={s.name: s for s in stages},
-        run_on_failure=StageName(on_failure) if on_failure else None,
-    )
+from testing.builders import batch, pipeline, service
 
 
 @dataclass
@@ -66,13 +50,14 @@ class ScriptedBackend:
 
 
 DIAMOND = pipeline(
-    (("a",), ("b", "c"), ("d",)),
-    stage("a"),
-    stage("b"),
-    stage("c", service=True),
-    stage("d"),
-    stage("undo"),
-    on_failure="undo",
+    "a >> b,c >> d",
+    batch("a"),
+    batch("b"),
+    service("c"),
+    batch("d"),
+    batch("undo"),
+    name="p",
+    run_on_failure="undo",
 )
 
 

@@ -14,17 +14,13 @@ from typing import Any
 import pytest
 
 from bodywork_action import render
-from bodywork_action.dag import is_dns1123_label, k8s_name, parse_dag
+from bodywork_action.dag import is_dns1123_label
 from bodywork_action.model import (
-    BatchSettings,
     DeployContext,
     Pipeline,
-    SecretEnv,
-    ServiceSettings,
-    Stage,
-    StageName,
 )
 from bodywork_action.plan import render_plan
+from testing.builders import COMMIT, bodywork_test_project, mlflow_pipeline
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
@@ -38,7 +34,7 @@ _QUALIFIED_NAME = re.compile(
 
 CONTEXT = DeployContext(
     repository_url="https://github.com/bodywork-ml/bodywork-mlflow",
-    commit="0123456789abcdef0123456789abcdef01234567",
+    commit=COMMIT,
     ref="refs/heads/main",
     run_url="https://github.com/bodywork-ml/bodywork-mlflow/actions/runs/42",
     actor="octocat",
@@ -58,106 +54,6 @@ PRIVATE_TOKEN_CONTEXT = DeployContext(
     deployment_id="8",
     git_credentials_secret="git-token",
 )
-
-
-def build_pipeline(
-    name: str,
-    dag: str,
-    stages: list[Stage],
-    *,
-    docker_image: str = "bodyworkml/bodywork-core:3.0",
-    **fields: Any,
-) -> Pipeline:
-    steps, problems = parse_dag(dag)
-    assert not problems
-    return Pipeline(
-        name=name,
-        docker_image=docker_image,
-        dag_text=dag,
-        steps=steps,
-        stages={stage.name: stage for stage in stages},
-        **fields,
-    )
-
-
-def build_stage(
-    name: str,
-    settings: BatchSettings | ServiceSettings,
-    *,
-    module: str = "",
-    cpu_request: float = 0.5,
-    memory_request_mb: int = 100,
-    **fields: Any,
-) -> Stage:
-    return Stage(
-        name=StageName(name),
-        k8s_name=k8s_name(name),
-        executable_module_path=module or f"{name}/main.py",
-        cpu_request=cpu_request,
-        memory_request_mb=memory_request_mb,
-        settings=settings,
-        **fields,
-    )
-
-
-def mlflow_pipeline() -> Pipeline:
-    """The bodywork-mlflow example (spec §9.1), with the MLflow pin this project uses."""
-    server = build_stage(
-        "server",
-        ServiceSettings(max_startup_time_seconds=240, replicas=1, port=5000, ingress=False),
-        module="mlflow_server.py",
-        cpu_request=1,
-        memory_request_mb=250,
-        requirements=("mlflow==3.17.2", "scikit-learn", "pyarrow", "boto3", "psycopg2-binary"),
-        secrets=(
-            SecretEnv("MLFLOW_BACKEND_STORE_URI", "mlflow-config"),
-            SecretEnv("MLFLOW_DEFAULT_ARTIFACT_ROOT", "mlflow-config"),
-            SecretEnv("AWS_ACCESS_KEY_ID", "aws-credentials"),
-            SecretEnv("AWS_SECRET_ACCESS_KEY", "aws-credentials"),
-            SecretEnv("AWS_DEFAULT_REGION", "aws-credentials"),
-        ),
-    )
-    return build_pipeline("bodywork-mlflow", "server", [server], secrets_group="prod")
-
-
-def bodywork_test_project() -> Pipeline:
-    """Bodywork's tests/resources/project_repo/bodywork.yaml (spec §8)."""
-    foobar = (SecretEnv("FOO", "foobar-secret"), SecretEnv("BAR", "foobar-secret"))
-    stages = [
-        build_stage(
-            "stage_1",
-            BatchSettings(max_completion_time_seconds=60, retries=4),
-            secrets=foobar,
-            requirements=("numpy>=1.21.2",),
-        ),
-        build_stage("stage_2", BatchSettings(max_completion_time_seconds=60, retries=2)),
-        build_stage(
-            "stage_3",
-            ServiceSettings(max_startup_time_seconds=60, replicas=2, port=5000, ingress=True),
-            args=("Hello World", "1"),
-            secrets=foobar,
-            requirements=("wheel==0.34.2",),
-        ),
-        build_stage("stage_4", BatchSettings(max_completion_time_seconds=60, retries=2)),
-        build_stage("stage_5", BatchSettings(max_completion_time_seconds=60, retries=0)),
-        build_stage(
-            "stage_jupyter",
-            BatchSettings(max_completion_time_seconds=60, retries=2),
-            module="stage_jupyter/main.ipynb",
-            cpu_request=0,
-            memory_request_mb=0,
-        ),
-        build_stage("on_fail_stage", BatchSettings(max_completion_time_seconds=0, retries=0)),
-    ]
-    return build_pipeline(
-        "bodywork-test-project",
-        "stage_1 >> stage_2,stage_3 >> stage_4",
-        stages,
-        docker_image="bodyworkml/bodywork-core:latest",
-        secrets_group="test",
-        usage_stats=False,
-        run_on_failure=StageName("on_fail_stage"),
-    )
 
 
 def every_object(pipeline: Pipeline, context: DeployContext) -> list[dict[str, Any]]:

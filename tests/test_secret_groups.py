@@ -8,7 +8,6 @@ from dataclasses import replace
 import pytest
 
 from bodywork_action.errors import InputError, SecretKeyRef
-from bodywork_action.model import BatchSettings, Pipeline, SecretEnv, ServiceSettings, Stage, StageName
 from bodywork_action.secret_groups import (
     SecretRequest,
     SecretSupply,
@@ -25,33 +24,9 @@ from bodywork_action.secret_groups import (
     parse_secrets_input,
     secrets_group,
 )
+from testing.builders import batch, pipeline, service
 
 PEM = "-----BEGIN KEY-----\nabc\ndef\n-----END KEY-----\n"
-
-
-def stage(name: str, *secrets: tuple[str, str], service: bool = False) -> Stage:
-    settings = ServiceSettings(60, 1, 5000, False) if service else BatchSettings(60, 0)
-    return Stage(
-        name=StageName(name),
-        k8s_name=name,
-        executable_module_path=f"{name}.py",
-        cpu_request=0.5,  # type: ignore[arg-type]
-        memory_request_mb=100,
-        settings=settings,
-        secrets=tuple(SecretEnv(env_var=key, secret=secret) for secret, key in secrets),
-    )
-
-
-def pipeline(*stages: Stage, dag: str, on_failure: str | None = None) -> Pipeline:
-    steps = tuple(tuple(StageName(n.strip()) for n in step.split(",")) for step in dag.split(">>"))
-    return Pipeline(
-        name="p",
-        docker_image="python:3.11",
-        dag_text=dag,
-        steps=steps,
-        stages={s.name: s for s in stages},
-        run_on_failure=StageName(on_failure) if on_failure else None,
-    )
 
 
 def test_secret_request_parses_name_and_keys() -> None:
@@ -124,12 +99,13 @@ def test_secret_value_never_shows_in_repr_or_str() -> None:
 
 def test_needed_keys_cover_the_dag_and_the_failure_stage_but_not_unused_stages() -> None:
     p = pipeline(
-        stage("a", ("db", "USER"), ("db", "PASSWORD")),
-        stage("b", ("aws", "KEY_ID"), service=True),
-        stage("unused", ("never", "X")),
-        stage("on_fail", ("slack", "TOKEN"), ("db", "USER")),
-        dag="a >> b",
-        on_failure="on_fail",
+        "a >> b",
+        batch("a", secrets=[("db", "USER"), ("db", "PASSWORD")]),
+        service("b", secrets=[("aws", "KEY_ID")]),
+        batch("unused", secrets=[("never", "X")]),
+        batch("on_fail", secrets=[("slack", "TOKEN"), ("db", "USER")]),
+        name="p",
+        run_on_failure="on_fail",
     )
     assert build_needed_keys(p) == (
         SecretKeyRef("aws", "KEY_ID"),
@@ -270,7 +246,7 @@ def test_the_first_source_with_a_key_wins() -> None:
 
 
 def test_the_group_is_the_one_asked_for_then_the_pipeline_s_then_its_name() -> None:
-    p = pipeline(stage("a"), dag="a")
+    p = pipeline("a", batch("a"), name="p")
     assert secrets_group(SecretSupply(group="asked"), replace(p, secrets_group="own")) == "asked"
     assert secrets_group(SecretSupply(), replace(p, secrets_group="own")) == "own"
     assert secrets_group(SecretSupply(), p) == "p"

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from bodywork_action import render
 from bodywork_action.config import load_pipeline
 from bodywork_action.executor import Progress, ProgressKind
 from bodywork_action.kube.client import ClusterError, KubeTarget, connect_cluster
@@ -32,48 +30,15 @@ from bodywork_action.kube.deploy import deploy_pipeline, wait_for_namespace_dele
 from bodywork_action.kube.inventory import delete_pipeline, read_status
 from bodywork_action.model import Pipeline
 from bodywork_action.results import DeploymentResult, DeploymentStatus, StageStatus
-from testing.cluster.behaviours import apply_behaviour
+from testing.builders import batch, context, mlflow_secret_supply, pipeline, service
 from testing.cluster.launcher import ControlPlane
-from tests.deploy.conftest import batch, context, mlflow_secret_supply, pipeline, service
+from testing.controlplane_runs import Behaviours, unique_name
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "bodywork.dev/restart-token"
 NAME_LABEL = "app.kubernetes.io/name"
-
-
-def unique_name() -> str:
-    return f"cp-{uuid.uuid4().hex[:8]}"
-
-
-class Behaviours:
-    """Which kwok behaviour each stage's pods get; applied to the pod template as it is rendered.
-
-    The engine renders and applies its own objects; wrapping the two render functions is the one
-    seam where a test can label the pod template without changing what the engine does with it.
-    """
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.by_stage: dict[str, tuple[str, int]] = {}
-        for function in ("render_job", "render_deployment"):
-            monkeypatch.setattr(render, function, self._wrap(getattr(render, function)))
-
-    def set(self, stage: str, behaviour: str, exit_code: int = 1) -> None:
-        self.by_stage[stage] = (behaviour, exit_code)
-
-    def clear(self) -> None:
-        self.by_stage.clear()
-
-    def _wrap(self, function: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-        def rendered(stage: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-            manifest = function(stage, *args, **kwargs)
-            if stage.name in self.by_stage:
-                behaviour, exit_code = self.by_stage[stage.name]
-                apply_behaviour(manifest["spec"]["template"], behaviour, exit_code=exit_code)
-            return manifest
-
-        return rendered
 
 
 class RealClusterDeployer:
@@ -175,7 +140,7 @@ def test_batch_stage_fails_after_its_real_retries_and_on_failure_runs(
         batch("train", retries=1),
         service("serve"),
         batch("on_fail"),
-        on_failure="on_fail",
+        run_on_failure="on_fail",
         name=unique_name(),
     )
 

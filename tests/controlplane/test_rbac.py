@@ -25,9 +25,9 @@ from bodywork_action.kube.client import KubeTarget
 from bodywork_action.kube.deploy import deploy_pipeline
 from bodywork_action.kube.inventory import delete_pipeline, read_status
 from bodywork_action.results import StageStatus
+from testing.builders import batch, context, mlflow_secret_supply, pipeline, service
 from testing.cluster.launcher import ControlPlane
-from tests.controlplane.test_deploy_engine import Behaviours, unique_name
-from tests.deploy.conftest import batch, context, mlflow_secret_supply, pipeline, service
+from testing.controlplane_runs import Behaviours, unique_name
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 

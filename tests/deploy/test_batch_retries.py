@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from bodywork_action.results import StageStatus
+from testing.builders import batch, pipeline, service
+from testing.deploy_runs import NAME_LABEL, Deployer, names
 from testing.fake_k8s.cluster import FakeCluster
-from tests.deploy.conftest import NAME_LABEL, Deployer, batch, names, pipeline, service
 
 
 def test_batch_stage_failing_twice_then_succeeding_uses_its_two_retries(
@@ -27,7 +28,11 @@ def test_batch_stage_failing_for_good_stops_later_steps_and_runs_on_failure(
         {"behavior": "fail", "failure_logs": ["loading data", "Traceback: ValueError: bad row 17"]},
     )
     p = pipeline(
-        "train >> serve", batch("train", retries=1), service("serve"), batch("on_fail"), on_failure="on_fail"
+        "train >> serve",
+        batch("train", retries=1),
+        service("serve"),
+        batch("on_fail"),
+        run_on_failure="on_fail",
     )
     result = deploy(p)
 

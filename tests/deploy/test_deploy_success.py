@@ -8,15 +8,11 @@ from pathlib import Path
 from bodywork_action.config import load_pipeline
 from bodywork_action.executor import ProgressKind
 from bodywork_action.results import StageStatus
+from testing.builders import four_stage_pipeline, mlflow_secret_supply
+from testing.deploy_runs import NAME_LABEL, Deployer, names
 from testing.fake_k8s.cluster import FakeCluster
-from tests.deploy.conftest import (
-    NAME_LABEL,
-    REPO_ROOT,
-    Deployer,
-    four_stage_pipeline,
-    mlflow_secret_supply,
-    names,
-)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_four_stage_dag_runs_steps_in_order_and_stages_of_a_step_together(

@@ -20,8 +20,9 @@ from bodywork_action.kube.client import (
     resolve_kubeconfig_source,
 )
 from bodywork_action.reconcile import build_prune_plan, build_replacement, select_log_containers
+from testing.builders import four_stage_pipeline
+from testing.deploy_runs import Deployer
 from testing.fake_k8s.cluster import FakeCluster
-from tests.deploy.conftest import Deployer, four_stage_pipeline
 
 OURS = {"app.kubernetes.io/managed-by": "bodywork-action", "app.kubernetes.io/part-of": "demo"}
 

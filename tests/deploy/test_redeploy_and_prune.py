@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from bodywork_action.kube.client import KubeTarget
 from bodywork_action.kube.inventory import delete_pipeline, read_status
+from testing.builders import batch, four_stage_pipeline, pipeline, service
+from testing.deploy_runs import Deployer, names
 from testing.fake_k8s.cluster import FakeCluster
-from tests.deploy.conftest import Deployer, batch, four_stage_pipeline, names, pipeline, service
 
 TOKEN = "bodywork.dev/restart-token"
 

@@ -19,8 +19,9 @@ from bodywork_action.errors import (
 from bodywork_action.kube.client import KubeTarget
 from bodywork_action.kube.deploy import deploy_pipeline
 from bodywork_action.secret_groups import SecretRequest, build_secret_supply
+from testing.builders import batch, context, pipeline, service
+from testing.deploy_runs import Deployer
 from testing.fake_k8s.cluster import FakeCluster
-from tests.deploy.conftest import Deployer, batch, context, pipeline, service
 
 NEEDS_SECRETS = pipeline(
     "train >> serve",

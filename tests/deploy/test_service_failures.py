@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from bodywork_action.results import StageStatus
+from testing.builders import batch, pipeline, service
+from testing.deploy_runs import Deployer, names
 from testing.fake_k8s.cluster import FakeCluster
 from testing.fake_k8s.controllers import is_ready
-from tests.deploy.conftest import Deployer, batch, names, pipeline, service
 
 TOKEN = "bodywork.dev/restart-token"
 
@@ -22,7 +23,11 @@ def test_crash_looping_service_fails_fast_and_rolls_back_while_the_old_revision_
     deploy: Deployer, fake_cluster: FakeCluster
 ) -> None:
     p = pipeline(
-        "prep >> serve", batch("prep"), service("serve", replicas=2), batch("on_fail"), on_failure="on_fail"
+        "prep >> serve",
+        batch("prep"),
+        service("serve", replicas=2),
+        batch("on_fail"),
+        run_on_failure="on_fail",
     )
     assert deploy(p, deployment_id="run-1").succeeded
     fake_cluster.script(

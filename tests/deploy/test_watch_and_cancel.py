@@ -6,8 +6,9 @@ import threading
 
 from bodywork_action.executor import Progress, ProgressKind
 from bodywork_action.results import DeploymentStatus, StageStatus
+from testing.builders import batch, four_stage_pipeline, pipeline, service
+from testing.deploy_runs import NAME_LABEL, Deployer, names
 from testing.fake_k8s.cluster import FakeCluster
-from tests.deploy.conftest import NAME_LABEL, Deployer, batch, four_stage_pipeline, names, pipeline, service
 
 
 def test_watch_streams_dropped_mid_rollout_are_resumed_and_the_deploy_finishes(
