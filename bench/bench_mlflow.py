@@ -1,15 +1,20 @@
-"""Benchmark: mlflow_server.py against the stock ``mlflow server`` (its defaults), same backend.
+"""mlflow_server.py against the stock ``mlflow server`` (issue 15, goal 6): figures beside goals.
 
-For each server, started in turn on 127.0.0.1 with a fresh SQLite database:
+    python bench/bench_mlflow.py [--backends sqlite,postgresql] [--runs 5] [--seconds 3] [--clients 8]
 
-* start-up: seconds from launch to the first 200 from ``/health``;
-* memory: PSS summed over the process tree (``/proc/<pid>/smaps_rollup``), after warm-up;
-* throughput: ``log_metric`` calls/s (one client, keep-alive session) and ``log_batch`` metrics/s
-  (1000 metrics a call), measured for ``--seconds`` each, alternating servers per round.
+For each backend (SQLite; PostgreSQL from Debian's binaries, a throwaway cluster on 127.0.0.1), both
+servers are started side by side on fresh stores: the stock ``python -m mlflow server`` with its
+defaults, and ``python mlflow_server.py`` with its defaults. Each run (``--runs``, alternating the two
+servers) is separate client processes using MLflow's own ``MlflowClient``, as users do:
 
-The client is MLflow's own ``MlflowClient`` in a subprocess, so both servers see identical traffic.
-Run: ``python bench/bench_mlflow.py [--seconds 8] [--rounds 2]``. Targets: throughput >= stock,
-start-up <= 0.6 x stock, memory <= 0.3 x stock.
+- one client: ``log_metric`` calls/s, ``log_batch`` calls/s (100 metrics a call), ``search_runs``
+  calls/s (an experiment of 50 runs with 5 metrics, 5 params and 3 tags each; a filter, an order,
+  50 results) — ``--seconds`` each;
+- ``--clients`` clients at once (separate processes, started together): the same calls, summed.
+
+Printed per backend: each server's median (and range) and the ratio of medians with its goal (one
+client ≥ 1.5× stock; 8 clients ≥ 2× stock), plus start-up to /health and memory (PSS of the process
+tree). The machine's load is printed before and after; the last line is ``RESULT {json}``.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,33 +33,63 @@ import time
 import urllib.request
 from pathlib import Path
 
+import benchlib  # bench/ is on sys.path: this file's folder
+from benchlib import at_least
+
 ROOT = Path(__file__).resolve().parents[1]
+CALLS = ("log_metric", "log_batch", "search_runs")
+ONE_CLIENT_GOAL = 1.5
+MANY_CLIENTS_GOAL = 2.0
 
 CLIENT = r"""
 import json, sys, time
 from mlflow import MlflowClient
-from mlflow.entities import Metric
+from mlflow.entities import Metric, Param, RunTag
 
-url, seconds = sys.argv[1], float(sys.argv[2])
+url, seconds, start_at, search_experiment = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+gap = 0.5
 client = MlflowClient(url)
 experiment = client.create_experiment(f"bench-{time.time_ns()}")
 run = client.create_run(experiment).info.run_id
-for step in range(20):  # warm-up
+for step in range(5):  # warm-up: connection, first queries
     client.log_metric(run, "warm", step, step=step)
+client.search_runs([search_experiment], max_results=1)
+out = {}
+for index, call in enumerate(("log_metric", "log_batch", "search_runs")):
+    begin = start_at + index * (seconds + gap)
+    while time.time() < begin:
+        time.sleep(min(0.05, begin - time.time()))
+    calls, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        if call == "log_metric":
+            client.log_metric(run, "m", float(calls), step=calls)
+        elif call == "log_batch":
+            now = int(time.time() * 1000)
+            client.log_batch(run, metrics=[Metric(f"b{i}", float(i), now, calls) for i in range(100)])
+        else:
+            client.search_runs([search_experiment], filter_string="metrics.m1 >= 0",
+                               order_by=["metrics.m1 DESC"], max_results=50)
+        calls += 1
+    out[call] = calls / (time.perf_counter() - started)
+print("BENCHRUN " + json.dumps(out), flush=True)
+"""
 
-calls, started = 0, time.perf_counter()
-while time.perf_counter() - started < seconds:
-    client.log_metric(run, "m", float(calls), step=calls)
-    calls += 1
-metric_rate = calls / (time.perf_counter() - started)
-
-batches, started = 0, time.perf_counter()
-while time.perf_counter() - started < seconds:
+SETUP = r"""
+import sys, time
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+client = MlflowClient(sys.argv[1])
+experiment = client.create_experiment(f"search-{time.time_ns()}")
+for i in range(50):
+    run = client.create_run(experiment).info.run_id
     now = int(time.time() * 1000)
-    client.log_batch(run, metrics=[Metric(f"b{i}", float(i), now, batches) for i in range(1000)])
-    batches += 1
-batch_rate = batches * 1000 / (time.perf_counter() - started)
-print(json.dumps({"log_metric_per_s": metric_rate, "log_batch_metrics_per_s": batch_rate}))
+    client.log_batch(
+        run,
+        metrics=[Metric(f"m{k}", float(i * k), now, 0) for k in range(5)],
+        params=[Param(f"p{k}", str(k)) for k in range(5)],
+        tags=[RunTag(f"t{k}", "x") for k in range(3)],
+    )
+print("BENCHRUN " + '{"experiment": "%s"}' % experiment, flush=True)
 """
 
 
@@ -66,7 +101,7 @@ def free_port() -> int:
 
 def clean_env() -> dict[str, str]:
     prefixes = ("MLFLOW_", "AWS_", "SENTRY_", "BODYWORK_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes) and k != "PYTHONPATH"}
     env["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     return env
 
@@ -88,145 +123,242 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def pss_mb(pid: int) -> tuple[float, int]:
-    """(PSS in MB summed over the tree, number of processes)."""
-    total, count = 0, 0
+def pss_mb(pid: int) -> float:
+    total = 0
     for p in process_tree(pid):
-        try:
+        with contextlib.suppress(OSError):
             for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
                     total += int(line.split()[1])
-                    count += 1
                     break
-        except OSError:
-            continue
-    return total / 1024, count
+    return total / 1024
 
 
 class Server:
-    def __init__(self, label: str, argv: list[str], workdir: Path, port: int) -> None:
-        self.label, self.port, self.workdir = label, port, workdir
+    """One server process tree in its own session (so it can be stopped whole)."""
+
+    def __init__(self, label: str, argv: list[str], workdir: Path, env: dict[str, str], port: int) -> None:
+        self.label, self.workdir, self.port = label, workdir, port
         self.url = f"http://127.0.0.1:{port}"
         self.log = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed in stop()
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
             argv,
             cwd=workdir,
-            env=clean_env(),
+            env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
-    def wait_healthy(self, timeout: float = 180) -> float:
+    def wait_healthy(self, timeout: float = 300) -> float:
         while time.perf_counter() - self.started < timeout:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.label} exited: {(self.workdir / 'server.log').read_text()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return time.perf_counter() - self.started
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.label} did not become healthy")
+                raise RuntimeError(
+                    f"{self.label} exited: {(self.workdir / 'server.log').read_text()[-2000:]}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{self.url}/health", timeout=5) as response,
+            ):
+                if response.status == 200:
+                    return time.perf_counter() - self.started
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.label} did not become healthy in {timeout}s")
 
     def stop(self) -> None:
         tree = process_tree(self.proc.pid)
-        self.proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
         try:
-            self.proc.wait(30)
+            self.proc.wait(60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in tree[1:]):
-            time.sleep(0.1)
-        for p in tree[1:]:
-            with contextlib.suppress(ProcessLookupError):
+            time.sleep(0.2)
+        for p in [*tree[1:], self.proc.pid]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(p, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.log.close()
 
 
-def start(label: str, base: Path) -> Server:
-    workdir = base / label
+class Postgres:
+    """A throwaway PostgreSQL cluster (Debian's binaries, run as the postgres user), default settings."""
+
+    def __init__(self) -> None:
+        candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+        candidates = [c for c in candidates if (c / "postgres").exists()]
+        if not candidates or shutil.which("runuser") is None:
+            raise RuntimeError("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin")
+        self.bin = candidates[-1]
+        self.base = Path(tempfile.mkdtemp(prefix="bench-mlflow-pg-"))
+        shutil.chown(self.base, "postgres")
+        self.data = self.base / "data"
+        self.port = free_port()
+        auth = ("--auth-local=trust", "--auth-host=trust")
+        self._as_postgres(self.bin / "initdb", "-D", self.data, "-U", "postgres", *auth, "--no-sync")
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.base}"
+        log = self.base / "server.log"
+        self._as_postgres(
+            self.bin / "pg_ctl", "-D", self.data, "-l", log, "-w", "-t", "60", "-o", options, "start"
+        )
+
+    def _as_postgres(self, *cmd: object) -> str:
+        argv = ["runuser", "-u", "postgres", "--", *(str(c) for c in cmd)]
+        return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120).stdout
+
+    def create_database(self, name: str) -> str:
+        psql = (self.bin / "psql", "-h", self.base, "-p", self.port, "-U", "postgres", "-At", "-c")
+        self._as_postgres(*psql, f"CREATE DATABASE {name}")
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError):
+            self._as_postgres(self.bin / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def start(label: str, workdir: Path, backend_uri: str) -> Server:
     workdir.mkdir(parents=True)
     port = free_port()
-    backend = f"sqlite:///{workdir / 'mlflow.db'}"
-    if label == "mlflow_server.py":
+    env = clean_env()
+    if label == "ours":
         argv = [sys.executable, str(ROOT / "mlflow_server.py"), "--host", "127.0.0.1", "--port", str(port)]
-        argv += ["--backend-store-uri", backend]
-    else:  # the stock server with its defaults, the same backend
+    else:  # the stock server with its defaults
         argv = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-        argv += ["--backend-store-uri", backend]
-    return Server(label, argv, workdir, port)
+    env["MLFLOW_BACKEND_STORE_URI"] = backend_uri  # both read it; never on the command line
+    return Server(label, argv, workdir, env, port)
 
 
-def measure_client(url: str, seconds: float) -> dict[str, float]:
-    result = subprocess.run(
-        [sys.executable, "-c", CLIENT, url, str(seconds)],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=seconds * 4 + 120,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def run_clients(url: str, experiment: str, clients: int, seconds: float) -> list[dict[str, float]]:
+    """`clients` client processes at once; each measures the three calls in step with the others."""
+    start_at = time.time() + 6 + 1.5 * clients  # time for every client to import MLflow and warm up
+    procs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(clients):
+            out = open(Path(tmp, f"{i}.out"), "w+")  # noqa: SIM115 - closed below
+            argv = [sys.executable, "-c", CLIENT, url, str(seconds), str(start_at), experiment]
+            procs.append((subprocess.Popen(argv, env=clean_env(), stdout=out, stderr=subprocess.STDOUT), out))
+        results = []
+        for proc, out in procs:
+            proc.wait(timeout=600)
+            out.seek(0)
+            text = out.read()
+            out.close()
+            lines = [line for line in text.splitlines() if line.startswith(benchlib.RUN_MARK)]
+            if proc.returncode != 0 or not lines:
+                raise RuntimeError(f"client failed ({proc.returncode}): {text[-1500:]}")
+            results.append(json.loads(lines[-1][len(benchlib.RUN_MARK) :]))
+    return results
+
+
+def setup_search_experiment(url: str) -> str:
+    proc = benchlib.run_process([sys.executable, "-c", SETUP, url], env=clean_env(), timeout=300)
+    if not proc.report:
+        raise RuntimeError(f"setup failed: {proc.stdout[-1000:]}{proc.stderr[-1000:]}")
+    return proc.report["experiment"]
+
+
+def bench_backend(bench: benchlib.Bench, backend: str, args: argparse.Namespace, base: Path) -> None:
+    postgres = Postgres() if backend == "postgresql" else None
+    labels = ("stock", "ours")
+    servers: dict[str, Server] = {}
+    figures: dict[str, dict[str, list[float]]] = {label: {} for label in labels}
+    try:
+        for label in labels:
+            if postgres is not None:
+                uri = postgres.create_database(f"bench_{label}")
+            else:
+                uri = f"sqlite:///{base / backend / label / 'mlflow.db'}"
+            servers[label] = start(label, base / backend / label, uri)
+        for label in labels:
+            figures[label]["startup_s"] = [servers[label].wait_healthy()]
+        time.sleep(3)  # late children (the stock job runner) settle
+        experiments = {label: setup_search_experiment(servers[label].url) for label in labels}
+        for run in range(args.runs):
+            for label in labels if run % 2 == 0 else labels[::-1]:
+                url = servers[label].url
+                one = run_clients(url, experiments[label], 1, args.seconds)[0]
+                many = run_clients(url, experiments[label], args.clients, args.seconds)
+                for call in CALLS:
+                    figures[label].setdefault(f"1.{call}", []).append(one[call])
+                    figures[label].setdefault(f"{args.clients}.{call}", []).append(sum(c[call] for c in many))
+                print(
+                    f"  {backend} run {run + 1}/{args.runs} {label}: "
+                    + ", ".join(f"{c} {one[c]:.1f}/s" for c in CALLS)
+                    + f"; {args.clients} clients: "
+                    + ", ".join(f"{c} {sum(m[c] for m in many):.1f}/s" for c in CALLS)
+                    + f"; {benchlib.load_text()}",
+                    flush=True,
+                )
+        for label in labels:
+            figures[label]["pss_mb"] = [pss_mb(servers[label].proc.pid)]
+            figures[label]["processes"] = [len(process_tree(servers[label].proc.pid))]
+    finally:
+        for server in servers.values():
+            server.stop()
+        if postgres is not None:
+            postgres.stop()
+    workers = {
+        "sqlite": "gunicorn, 1 worker x 8 threads (SQLite: one writer)",
+        "postgresql": "gunicorn, 2 workers x 8 threads (both cores)",
+    }.get(backend, "")
+    print(f"{backend}: stock mlflow server (defaults) vs mlflow_server.py ({workers})", flush=True)
+    for key in [f"1.{c}" for c in CALLS] + [f"{args.clients}.{c}" for c in CALLS]:
+        clients = key.split(".")[0]
+        for label in labels:
+            bench.figure(
+                f"{backend}.{label}.{key}",
+                figures[label][key],
+                "calls/s",
+                label=f"{backend} {label} {clients} client(s) {key.split('.', 1)[1]}",
+                digits=1,
+            )
+        ratios = [o / s for o, s in zip(figures["ours"][key], figures["stock"][key], strict=True) if s]
+        goal = at_least(ONE_CLIENT_GOAL if clients == "1" else MANY_CLIENTS_GOAL)
+        bench.figure(
+            f"{backend}.ratio.{key}",
+            ratios,
+            "x",
+            goal,
+            f"{backend} ratio {clients} client(s) {key.split('.', 1)[1]}",
+            digits=2,
+        )
+    for key, unit in (("startup_s", "s"), ("pss_mb", "MB"), ("processes", "")):
+        for label in labels:
+            bench.figure(
+                f"{backend}.{label}.{key}",
+                figures[label][key],
+                unit,
+                label=f"{backend} {label} {key}",
+                digits=1,
+            )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="seconds per throughput measurement")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating throughput rounds")
-    parser.add_argument("--startups", type=int, default=3, help="start-ups of each server (median)")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per call type per run")
+    parser.add_argument("--clients", type=int, default=8)
+    benchlib.runs_argument(parser)
     args = parser.parse_args()
-    labels = ["stock mlflow server", "mlflow_server.py"]
-    results: dict[str, dict] = {label: {"throughput": []} for label in labels}
-
+    bench = benchlib.Bench("bench_mlflow")
+    bench.note(
+        "ratio = mlflow_server.py ÷ stock, per run (the two servers alternate); goals on the median ratio"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-mlflow-") as tmp:
-        base = Path(tmp)
-        for attempt in range(args.startups):  # start-up alone, alternating, so neither slows the other
-            for label in labels:
-                server = start(label, base / f"startup-{attempt}")
-                try:
-                    results[label].setdefault("startups_s", []).append(server.wait_healthy())
-                finally:
-                    server.stop()
-        servers = {}
-        try:
-            for label in labels:
-                server = start(label, base)
-                server.wait_healthy()
-                servers[label] = server
-            time.sleep(3)  # let late children (the stock job runner) settle
-            for _ in range(args.rounds):
-                for label in labels:
-                    results[label]["throughput"].append(measure_client(servers[label].url, args.seconds))
-            for label in labels:
-                results[label]["pss_mb"], results[label]["processes"] = pss_mb(servers[label].proc.pid)
-        finally:
-            for server in servers.values():
-                server.stop()
-        for label in labels:
-            results[label]["startup_s"] = statistics.median(results[label]["startups_s"])
-
-    def best(label: str, key: str) -> float:
-        return max(r[key] for r in results[label]["throughput"])
-
-    stock, ours = labels
-    print(f"{'':28}{'stock mlflow server':>22}{'mlflow_server.py':>20}{'ratio':>9}  target")
-    rows = [
-        ("start-up to /health (s)", "startup_s", lambda label: results[label]["startup_s"], "<= 0.6"),
-        ("memory, PSS of tree (MB)", "pss_mb", lambda label: results[label]["pss_mb"], "<= 0.3"),
-        ("log_metric (calls/s)", "m", lambda label: best(label, "log_metric_per_s"), ">= 1.0"),
-        ("log_batch (metrics/s)", "b", lambda label: best(label, "log_batch_metrics_per_s"), ">= 1.0"),
-    ]
-    for title, _, value, target in rows:
-        s, o = value(stock), value(ours)
-        print(f"{title:28}{s:>22.1f}{o:>20.1f}{o / s:>9.2f}  {target}")
-    print(f"{'processes':28}{results[stock]['processes']:>22}{results[ours]['processes']:>20}")
-    print(json.dumps(results, indent=2), file=sys.stderr)
+        for backend in [b for b in args.backends.split(",") if b]:
+            try:
+                bench_backend(bench, backend, args, Path(tmp))
+            except (RuntimeError, subprocess.SubprocessError, OSError) as error:
+                bench.note(f"{backend}: not measured: {error}")
+                bench.extra.setdefault("errors", {})[backend] = str(error)[:2000]
+    bench.finish()
     return 0
 
 

@@ -53,7 +53,7 @@ def test_boot_without_dsn_sends_nothing(sentry_receiver, boot_dir):
 
 
 @pytest.mark.slow
-def test_an_unhandled_error_in_a_uvicorn_worker_reaches_sentry(sentry_receiver, server_factory):
+def test_an_unhandled_error_in_a_server_worker_reaches_sentry(sentry_receiver, server_factory):
     server = server_factory(clean_env(SENTRY_DSN=sentry_receiver.dsn), name="sentry")
     server.wait_healthy()
     assert "Sentry error reporting is on in every server process" in server.log()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+import types
 
 import pytest
 
@@ -38,7 +41,10 @@ def test_defaults_are_a_local_single_worker_proxied_server():
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert env["DO_NOT_TRACK"] == "true"
-    assert "--no-access-log" in env["MLFLOW_UVICORN_OPTS"]
+    assert env["MLFLOW_SERVER_SGI"] == "gunicorn"
+    assert "--worker-class gthread" in env["MLFLOW_GUNICORN_OPTS"]
+    assert "--access-logfile" not in env["MLFLOW_GUNICORN_OPTS"]
+    assert "MLFLOW_UVICORN_OPTS" not in env
     assert "PYTHONPATH" not in env
 
 
@@ -246,3 +252,96 @@ def test_database_address():
     assert ms.database_address("mysql+pymysql://u:p@db/x") == ("db", 3306)
     assert ms.database_address("sqlite:///mlflow.db") is None
     assert ms.database_address("postgresql+psycopg2://u:p@/x?host=/run/pg") is None
+
+
+# --- speed-ups (installed by the generated sitecustomize in every server process) ---------------
+
+
+def test_compact_json_makes_handlers_answer_without_whitespace():
+    calls = []
+
+    def message_to_json(message, *, pretty: bool = True, convert_int64_to_number: bool = True):
+        calls.append(pretty)
+        return "{}"
+
+    handlers = types.SimpleNamespace(message_to_json=message_to_json)
+    assert ms.compact_json_responses(handlers) is True
+    handlers.message_to_json("m")
+    handlers.message_to_json("m", pretty=True)  # an explicit choice is kept
+    assert calls == [False, True]
+    assert ms.compact_json_responses(handlers) is False  # once only
+
+
+def test_compact_json_leaves_an_unknown_signature_alone():
+    def message_to_json(message):
+        return "{}"
+
+    handlers = types.SimpleNamespace(message_to_json=message_to_json)
+    assert ms.compact_json_responses(handlers) is False
+    assert handlers.message_to_json is message_to_json
+
+
+def test_compact_json_still_matches_mlflow():
+    """The real MLflow function still takes `pretty`, and compact output is the same document."""
+    from mlflow.protos.service_pb2 import Metric
+    from mlflow.utils import proto_json_utils
+
+    handlers = types.SimpleNamespace(message_to_json=proto_json_utils.message_to_json)
+    assert ms.compact_json_responses(handlers)
+    message = Metric(key="m", value=1.5, timestamp=2, step=3)
+    compact = handlers.message_to_json(message)
+    assert "\n" not in compact and " " not in compact
+    assert json.loads(compact) == json.loads(proto_json_utils.message_to_json(message))
+
+
+def test_sqlite_connections_use_wal(tmp_path):
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    assert ms.sqlite_wal_on_connect(target=engine) is True
+    assert ms.sqlite_wal_on_connect(target=engine) is False
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    engine.dispose()
+
+
+def test_speedups_hook_runs_after_the_module_loads_and_can_be_turned_off(tmp_path, monkeypatch):
+    (tmp_path / "speedup_target_mod.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seen = []
+    finder = ms._AfterImport({"speedup_target_mod": lambda module: seen.append(module.VALUE)})
+    sys.meta_path.insert(0, finder)
+    try:
+        import speedup_target_mod  # noqa: F401
+    finally:
+        sys.meta_path.remove(finder)
+        sys.modules.pop("speedup_target_mod", None)
+    assert seen == [1]
+    assert ms.speedups_enabled({}) and not ms.speedups_enabled({"MLFLOW_SERVER_SPEEDUPS": "false"})
+    before = list(sys.meta_path)
+    ms.install_speedups({"MLFLOW_SERVER_SPEEDUPS": "false"})
+    assert sys.meta_path == before
+
+
+def test_server_choice_and_workers_per_backend():
+    assert launch({}).env["MLFLOW_WORKERS"] == "1"  # SQLite: one writer
+    pg = {"MLFLOW_BACKEND_STORE_URI": "postgresql://u:p@db:5432/m"}
+    assert launch(pg, modules=("psycopg2",)).env["MLFLOW_WORKERS"] == "2"
+    assert launch({**pg, "MLFLOW_WORKERS": "3"}, modules=("psycopg2",)).env["MLFLOW_WORKERS"] == "3"
+    uvicorn = launch({"MLFLOW_SERVER_SGI": "uvicorn"}).env
+    assert "--no-access-log" in uvicorn["MLFLOW_UVICORN_OPTS"] and "MLFLOW_GUNICORN_OPTS" not in uvicorn
+    logged = launch({"MLFLOW_ACCESS_LOG": "true"}).env["MLFLOW_GUNICORN_OPTS"]
+    assert logged.endswith("--access-logfile -")
+    mine = launch({"MLFLOW_GUNICORN_OPTS": "--threads 2"}).env["MLFLOW_GUNICORN_OPTS"]
+    assert mine.endswith("--threads 2")  # the user's options come last, so they win
+    assert (
+        launch({}, ["--uvicorn-opts", "--h11-max-incomplete-event-size 1"]).env["MLFLOW_SERVER_SGI"]
+        == "uvicorn"
+    )
+    waitress = launch({}, ["--waitress-opts", "--threads=4"]).env
+    assert waitress["MLFLOW_SERVER_SGI"] == "waitress"
+    assert "MLFLOW_GUNICORN_OPTS" not in waitress and "MLFLOW_UVICORN_OPTS" not in waitress
+    with pytest.raises(ms.ConfigError):
+        launch({"MLFLOW_SERVER_SGI": "hypercorn"})
