@@ -688,7 +688,7 @@ class Controllers:
     def _pod_mutate(
         self, ns: str, name: str, uid: str, fn, subresource: str | None = "status"
     ) -> dict | None:
-        pod = self.store.find(PODS, ns, name)
+        pod = self.store.peek(PODS, ns, name)
         if pod is None or pod["metadata"]["uid"] != uid:
             return None
         return self.store.mutate(PODS, ns, name, fn, subresource=subresource)

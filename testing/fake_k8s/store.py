@@ -313,6 +313,11 @@ class Store:
                 raise not_found(res, name)
             return copy.deepcopy(obj)
 
+    def peek(self, res: Resource, ns: str | None, name: str) -> dict | None:
+        """The stored object itself (never to be modified), or None: for read-only checks."""
+        with self.lock:
+            return self._bucket(res).get(self._key(res, ns, name))
+
     def find(self, res: Resource, ns: str | None, name: str) -> dict | None:
         with self.lock:
             obj = self._bucket(res).get(self._key(res, ns, name))
@@ -440,6 +445,7 @@ class Store:
         subresource: str | None = None,
         dry_run: bool = False,
         check_rv: bool = True,
+        _owned: bool = False,
     ) -> dict:
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the request body must be a JSON object")
@@ -447,7 +453,7 @@ class Store:
             old = self._bucket(res).get(self._key(res, ns, name))
             if old is None:
                 raise not_found(res, name)
-            new = copy.deepcopy(body)
+            new = body if _owned else copy.deepcopy(body)  # _owned: a private copy made by the caller
             meta = new.setdefault("metadata", {})
             if meta.get("name", name) != name:
                 raise ApiError(
@@ -535,7 +541,7 @@ class Store:
                 return None
             obj = copy.deepcopy(current)
             fn(obj)
-            return self.update(res, ns, name, obj, subresource, check_rv=False)
+            return self.update(res, ns, name, obj, subresource, check_rv=False, _owned=True)
 
     def delete(
         self,
