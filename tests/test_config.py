@@ -187,7 +187,7 @@ def test_invalid_yaml_syntax_is_reported_with_its_line() -> None:
     text = edit("  DAG: prepare >> train,serve", "  DAG: [prepare")
     problem = only_error(text)
     assert problem.message.startswith("invalid YAML:")
-    assert problem.line >= line_of(text, "DAG: [prepare")
+    assert (problem.line, problem.column) == (line_of(text, "DAG: [prepare"), 8)  # where the '[' opens
 
 
 def test_bodyworks_ini_format_is_rejected_cleanly() -> None:
