@@ -22,6 +22,7 @@ class RequestRecord:
     status: int  # 0 when the connection was dropped on purpose
     fault: str | None = None  # which injected fault answered, if any
     user_agent: str = ""
+    body: bytes = field(default=b"", repr=False)  # what the client sent (a dry run's objects, say)
 
 
 class RequestLog:

@@ -205,6 +205,7 @@ class Handler(BaseHTTPRequestHandler):
                 status=self._status,
                 fault=self._fault,
                 user_agent=self.headers.get("User-Agent", ""),
+                body=self._body,
             )
         )
 
@@ -212,12 +213,13 @@ class Handler(BaseHTTPRequestHandler):
         self._status = 0
         self._recorded = False
         self._fault: str | None = None
+        self._body = b""
         url = urlsplit(self.path)
         query = parse_qs(url.query, keep_blank_values=True)
         route = parse_route(url.path)
         self._route_info = (route, query, method)
         try:
-            body = self._read_body()
+            body = self._body = self._read_body()
             if self.headers.get("Authorization") != f"Bearer {self.cluster.token}":
                 self._error(ApiError(401, "Unauthorized", "Unauthorized"))
                 return
