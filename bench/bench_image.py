@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 from benchlib import at_most  # noqa: E402
 
+from testing.action_runs import MLFLOW_SECRET_ENV, MLFLOW_SECRETS_INPUT  # noqa: E402
 from testing.fake_k8s.cluster import FakeCluster  # noqa: E402
 from testing.image import (  # noqa: E402
     RunnerDirs,
@@ -48,7 +49,6 @@ from testing.image import (  # noqa: E402
     run_container_action,
 )
 from testing.images import ensure_engine  # noqa: E402
-from tests.action.conftest import MLFLOW_SECRET_ENV, MLFLOW_SECRETS_INPUT  # noqa: E402
 
 TAG = "bodywork-deploy-action:bench"
 SIZE_GOAL_MB = 100.0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from testing.action_runs import OUTPUT_NAMES, Runner
 from testing.fake_k8s.cluster import FakeCluster
-from tests.action.conftest import OUTPUT_NAMES, Runner
 
 SECRETS = {"secrets": "db-credentials: DB_PASSWORD, TLS_KEY"}
 SECRET_ENV = {"DB_PASSWORD": "not-a-real-password", "TLS_KEY": "not-a-real-key"}

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from testing.fake_k8s import Scenario
-from testing.fake_k8s.cluster import FakeCluster
-from tests.action.conftest import (
+from testing.action_runs import (
     MLFLOW_SECRET_ENV,
     MLFLOW_SECRETS_INPUT,
     OUTPUT_NAMES,
@@ -16,6 +14,8 @@ from tests.action.conftest import (
     Runner,
     encode_base64,
 )
+from testing.fake_k8s import Scenario
+from testing.fake_k8s.cluster import FakeCluster
 
 NAME_LABEL = "app.kubernetes.io/name"
 MLFLOW_URL = "http://server.bodywork-mlflow.svc.cluster.local:5000"

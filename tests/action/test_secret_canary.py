@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from testing.action_runs import ActionRun, Runner
 from testing.fake_k8s import Scenario
 from testing.fake_k8s.cluster import FakeCluster
-from tests.action.conftest import ActionRun, Runner
 
 DB_PASSWORD = "canary-db-pw-7f3a9c2e51"
 PEM_BODY = ("MIIEcanaryPEMlineONEq8w2e4r6t8y0u", "MIIEcanaryPEMlineTWOz1x3c5v7b9n1m")

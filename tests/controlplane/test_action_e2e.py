@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from testing.cluster.launcher import ControlPlane
-from tests.action.conftest import (  # noqa: F401  (fixtures)
+from testing.action_runs import (  # noqa: F401  (fixtures)
     MLFLOW_SECRET_ENV,
     MLFLOW_SECRETS_INPUT,
     OUTPUT_NAMES,
@@ -27,6 +26,7 @@ from tests.action.conftest import (  # noqa: F401  (fixtures)
     run_action,
     workspace,
 )
+from testing.cluster.launcher import ControlPlane
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 
