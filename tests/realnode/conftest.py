@@ -7,10 +7,13 @@ the wheelhouse served there. No kwok node exists in this control plane, so every
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import textwrap
 import uuid
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -142,6 +145,49 @@ def real(real_tier: RealTier) -> Iterator[RealCluster]:
         yield cluster
     finally:
         cluster.cleanup()
+
+
+def run_entrypoint(
+    workspace: Path, files: Path, inputs: Mapping[str, str], env: Mapping[str, str]
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    """entrypoint.py as GitHub runs the action (INPUT_*, GITHUB_OUTPUT), with time for real pods:
+    tests/action's runner allows 60 s, less than a first MLflow deploy's pip install takes here."""
+    from testing.action_runs import ENTRYPOINT
+    from testing.github_files import parse_output_file
+
+    files.mkdir(parents=True, exist_ok=True)
+    output = files / "output"
+    output.touch()
+    environ = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(files),
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(files / "summary"),
+        "GITHUB_WORKSPACE": str(workspace),
+        "GITHUB_REPOSITORY": "owner/repo",
+        "RUNNER_TEMP": str(files),
+        **{f"INPUT_{name.upper()}": value for name, value in inputs.items()},
+        **env,
+    }
+    done = subprocess.run(
+        [sys.executable, str(ENTRYPOINT)],
+        env=environ,
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    return done, parse_output_file(output.read_text())
+
+
+def program_output(log: str, module: str) -> list[str]:
+    """The lines a stage's module printed: everything after the bootstrap's "running <module>" line."""
+    lines = log.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(f"bodywork-action: running {module}")]
+    assert starts, f"no 'bodywork-action: running {module}' line in:\n{log}"
+    return lines[starts[-1] + 1 :]
 
 
 def stage_logs(result: DeploymentResult, stage: str) -> str:

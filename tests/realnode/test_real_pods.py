@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 
-from bodywork_action import render
 from bodywork_action.kube.inventory import delete_pipeline, read_status
 from bodywork_action.results import DeploymentStatus, StageStatus
-from tests.realnode.conftest import RealCluster, result_of
+from tests.realnode.conftest import RealCluster, program_output, result_of, run_entrypoint
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,9 +116,8 @@ def test_four_stage_dag_runs_real_code_and_the_service_answers_through_the_proxy
     assert result.status is DeploymentStatus.SUCCEEDED, result.message
     assert [s.status for s in result.stages] == [StageStatus.SUCCEEDED] * 4
     # The batch stages' code ran, in real containers, at the exact commit.
-    assert pod_logs(real, namespace, "prepare") == [
-        f"bodywork-action: running prepare.py\nprepare computed 5050 at {commit}\n"
-    ]
+    (prepare_log,) = pod_logs(real, namespace, "prepare")
+    assert program_output(prepare_log, "prepare.py") == [f"prepare computed 5050 at {commit}"]
     (train_log,) = pod_logs(real, namespace, "train")
     assert "bodywork-action: installing requests>=2.31,<3" in train_log
     assert "train imported requests 2." in train_log and "python (3, 11)" in train_log
@@ -169,23 +167,24 @@ def test_failing_batch_stage_retries_in_real_pods_then_run_on_failure_runs(real:
     assert real.pods(namespace, "after") == []
     on_fail = result_of(result, "on_fail")
     assert on_fail.run_on_failure and on_fail.status is StageStatus.SUCCEEDED
-    assert pod_logs(real, namespace, "on-fail") == [
-        "bodywork-action: running on_fail.py\ncleaning up after the failure\n"
-    ]
+    (on_fail_log,) = pod_logs(real, namespace, "on-fail")
+    assert program_output(on_fail_log, "on_fail.py") == ["cleaning up after the failure"]
 
 
 # ----------------------------------------------------------------------------------------------- (c)
 @pytest.mark.xfail(
     strict=True,
-    reason="bodywork_action/render.py job_deadline_seconds(): the time limit is the Job's "
-    "activeDeadlineSeconds = attempts x (max_completion_time_seconds + start-up allowance) + back-off, "
-    "so one hung attempt runs for the whole Job's budget instead of being killed near its own limit; "
-    "the lead is moving it to the pod template (per attempt)",
+    reason="bodywork_action/render.py BOOTSTRAP_PROGRAM: signal.alarm(time_limit) then os.execv leaves the "
+    "module as the container's PID 1, and the kernel drops signals whose action is the default for a PID "
+    "namespace's init, so SIGALRM never stops it; the attempt runs on to the pod's activeDeadlineSeconds "
+    "(limit + 300 s start-up allowance). At HEAD the limit is the Job's whole budget instead. Fix: the "
+    "bootstrap runs the module as a child (subprocess with a timeout, SIGKILL, exit 128+signal, SIGTERM "
+    "forwarded), not by exec",
 )
-def test_batch_stage_over_its_time_limit_is_killed_near_the_per_attempt_limit(real: RealCluster) -> None:
-    max_seconds = 5
-    per_attempt = max_seconds + render.JOB_ATTEMPT_STARTUP_ALLOWANCE_SECONDS
-    tolerance = 30  # scheduling, the kubelet's status sync, SIGTERM -> SIGKILL grace
+def test_batch_stage_over_its_time_limit_is_killed_near_the_limit_per_attempt(real: RealCluster) -> None:
+    """max_completion_time_seconds is per attempt, as Bodywork's users read it: each attempt's module is
+    stopped near that limit, and the retry gets its own full time (not a share of one Job budget)."""
+    max_seconds, tolerance = 8, 20  # tolerance: the kubelet's status sync, SIGTERM -> SIGKILL grace
     stages = {"slow": batch("slow.py", retries=1, max_seconds=max_seconds)}
     project, commit = real.project(
         {
@@ -196,30 +195,29 @@ def test_batch_stage_over_its_time_limit_is_killed_near_the_per_attempt_limit(re
     namespace = real.namespace()
     cancel = threading.Event()
     outcome: dict[str, Any] = {}
-    worker = threading.Thread(
-        target=lambda: outcome.setdefault("result", real.deploy(project, commit, namespace, cancel=cancel)),
-        daemon=True,
-    )
+
+    def deploy() -> None:
+        outcome["result"] = real.deploy(project, commit, namespace, cancel=cancel)
+
+    worker = threading.Thread(target=deploy, daemon=True)
     worker.start()
     try:
-        first = None
-        deadline = time.monotonic() + per_attempt + tolerance + 120
-        while time.monotonic() < deadline:
-            pods = real.pods(namespace, "slow")
-            if pods and pods[0].status.start_time is not None:
-                first = pods[0]
-                if first.status.phase in ("Failed", "Succeeded"):
-                    break
-            time.sleep(2)
-        assert first is not None, "the first attempt's pod never started"
-        assert first.status.phase == "Failed", (
-            f"the first attempt was still {first.status.phase} {per_attempt + tolerance}s after it started"
+        # Bounded: two attempts of (limit + tolerance), the 10 s back-off, and start-up on a busy machine.
+        worker.join(timeout=2 * (max_seconds + tolerance) + 10 + 120)
+        pods = real.pods(namespace, "slow")
+        ended = [terminated(p) for p in pods]
+        assert len(pods) == 2 and all(ended), (
+            f"expected two attempts, each stopped near its {max_seconds}s limit; "
+            f"found {[(p.metadata.name, p.status.phase) for p in pods]}"
         )
-        ended = terminated(first)
-        assert ended is not None
-        lived = (ended.finished_at - first.status.start_time).total_seconds()
-        assert max_seconds <= lived <= per_attempt + tolerance
-        assert "started" in real.logs(namespace, first.metadata.name)
+        for pod, end in zip(pods, ended, strict=True):
+            lived = (end.finished_at - end.started_at).total_seconds()
+            assert max_seconds - 1 <= lived <= max_seconds + tolerance, (pod.metadata.name, lived)
+            assert end.exit_code != 0
+            assert "started" in real.logs(namespace, pod.metadata.name)
+        assert not worker.is_alive()
+        slow = result_of(outcome["result"], "slow")
+        assert slow.status is StageStatus.FAILED and slow.attempts == 2
     finally:
         cancel.set()
         worker.join(timeout=120)
@@ -272,7 +270,7 @@ def test_crash_looping_rollout_is_rolled_back_while_the_old_revision_keeps_answe
     assert web.status is StageStatus.FAILED and web.rolled_back
     assert restarts and max(count for count, _ in restarts) >= 1  # the kubelet really restarted it
     assert {code for _, code in restarts} - {None} == {2}
-    assert len(answers) >= 3
+    assert answers  # at least one request answered while the broken revision was rolling out
     # During the broken rollout every request was answered by the old revision ...
     assert set(answers) == {(200, f"web v1 stage=web commit={first}")}
     # ... and after the rollback too.
@@ -310,12 +308,10 @@ def test_secrets_reach_exactly_the_stages_that_name_them_and_never_a_log(real: R
     result = real.deploy(project, commit, namespace, secrets=supply)
     assert result.status is DeploymentStatus.SUCCEEDED, result.message
     digest = hashlib.sha256(SECRET_VALUE.encode()).hexdigest()
-    assert pod_logs(real, namespace, "uses-it") == [
-        f"bodywork-action: running reader.py\ntoken sha256 {digest}\n"
-    ]
-    assert pod_logs(real, namespace, "does-not") == [
-        "bodywork-action: running other.py\ntoken sha256 absent\n"
-    ]
+    (uses_log,) = pod_logs(real, namespace, "uses-it")
+    (other_log,) = pod_logs(real, namespace, "does-not")
+    assert program_output(uses_log, "reader.py") == [f"token sha256 {digest}"]
+    assert program_output(other_log, "other.py") == ["token sha256 absent"]
     everything = repr(result) + "".join(
         pod_logs(real, namespace, "uses-it") + pod_logs(real, namespace, "does-not")
     )
@@ -326,8 +322,7 @@ def test_secrets_reach_exactly_the_stages_that_name_them_and_never_a_log(real: R
 def test_the_mlflow_example_deploys_for_real_and_answers_through_the_proxy(
     real: RealCluster, tmp_path: Path
 ) -> None:
-    from tests.action.conftest import MLFLOW_SECRETS_INPUT
-    from tests.action.conftest import run_action as run_action_fixture
+    from testing.action_runs import MLFLOW_SECRETS_INPUT
 
     project, commit = real.project(
         {name: (REPO_ROOT / name).read_text() for name in ("bodywork.yaml", "mlflow_server.py")}
@@ -348,14 +343,13 @@ def test_the_mlflow_example_deploys_for_real_and_answers_through_the_proxy(
         "commit": commit,
         "smoke-test": "server=/health",
     }
-    run_action = run_action_fixture.__wrapped__(tmp_path)  # the fixture's function, as tests/action use it
     started = time.monotonic()
-    run = run_action(project.path, inputs, env)
+    done, outputs = run_entrypoint(project.path, tmp_path / "run", inputs, env)
     first_deploy = time.monotonic() - started
     print(f"MLflow example: first deploy on the real node took {first_deploy:.1f}s")
-    assert run.returncode == 0, run.stdout + run.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
     url = f"http://server.{namespace}.svc.cluster.local:5000"
-    assert run.outputs["status"] == "succeeded" and run.outputs["mlflow-url"] == url
+    assert outputs["status"] == "succeeded" and outputs["mlflow-url"] == url
     assert real.proxy(namespace, url, "/health") == (200, "OK")
     status, body = real.proxy(
         namespace, url, "/api/2.0/mlflow/experiments/create", body={"name": "real-pods"}
@@ -387,8 +381,8 @@ def test_redeploy_of_a_new_commit_serves_the_new_code_then_status_and_delete(rea
     assert result.status is DeploymentStatus.SUCCEEDED, result.message
     url = result_of(result, "web").url
     assert real.proxy(namespace, url, "/") == (200, f"web v2 stage=web commit={second}")
-    setup_logs = pod_logs(real, namespace, "setup")
-    assert "bodywork-action: running setup.py\nsetup v2\n" in setup_logs
+    setup_outputs = [program_output(log, "setup.py") for log in pod_logs(real, namespace, "setup")]
+    assert ["setup v2"] in setup_outputs
 
     state = read_status(project.pipeline(), target=real.target, namespace=namespace)
     by_stage = {s.stage: s for s in state.stages}
@@ -427,7 +421,8 @@ def test_a_private_repository_is_cloned_with_the_token_in_the_credentials_secret
         )
     result = real.deploy(project, commit, namespace, git_credentials_secret="git-token")
     assert result.status is DeploymentStatus.SUCCEEDED, result.message
-    assert pod_logs(real, namespace, "hello") == ["bodywork-action: running hello.py\nprivate code ran\n"]
+    (hello_log,) = pod_logs(real, namespace, "hello")
+    assert program_output(hello_log, "hello.py") == ["private code ran"]
     # Without the secret the same clone is refused (the server really demands the token).
     other = real.namespace()
     refused = real.deploy(project, commit, other, deployment_id="run-2")
