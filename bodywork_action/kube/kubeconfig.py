@@ -1,8 +1,15 @@
-"""Kubeconfigs handed to the tool as text: decoding, the credentials inside them, a private file.
+"""Kubeconfigs handed to the tool: decoding, the credentials inside them, credential plugins, a private file.
 
-Shell (it writes one file). The action's ``kubeconfig`` input may hold YAML or base64-encoded YAML;
-every credential in it is found here so that it can be masked before anything prints, and it is
-written to a 0600 file outside the workspace that is removed when the step ends.
+Shell (it reads kubeconfig files and writes one). The action's ``kubeconfig`` input may hold YAML or
+base64-encoded YAML; every credential in it (or in the files ``KUBECONFIG`` names) is found here so
+that it can be masked before anything prints, and the input is written to a 0600 file outside the
+workspace that is removed when the step ends.
+
+Cloud clusters: ``aws eks update-kubeconfig``, ``gcloud container clusters get-credentials`` and
+``az aks get-credentials`` write users that run a credential plugin (``exec:``) or name an
+``auth-provider:``. A plugin that is not installed where the tool runs (the action's image has none)
+would only show up as a confusing 401; ``check_credential_plugins`` says so up front and gives the
+recipe that works: a token-based kubeconfig made in an earlier workflow step.
 """
 
 from __future__ import annotations
@@ -10,9 +17,12 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import logging
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +34,86 @@ from bodywork_action.errors import InputError
 KUBECONFIG_CREDENTIAL_KEYS = ("token", "client-key-data", "client-certificate-data", "password")
 # Auth-provider config keys holding credentials (oidc, gcp, azure providers).
 AUTH_PROVIDER_CREDENTIAL_KEYS = ("id-token", "refresh-token", "access-token", "client-secret")
+# What works instead of each cloud's credential plugin: a token made in an earlier step.
+TOKEN_RECIPES = {
+    "aws": "a token from `aws eks get-token --cluster-name NAME` (see README: EKS)",
+    "gke-gcloud-auth-plugin": "a token from `gcloud auth print-access-token` (see README: GKE)",
+    "kubelogin": "`kubelogin convert-kubeconfig -l azurecli` in an earlier step (see README: AKS)",
+    "gcp": "a token from `gcloud auth print-access-token` (see README: GKE)",
+    "azure": "`kubelogin convert-kubeconfig -l azurecli` in an earlier step (see README: AKS)",
+    "oidc": "a token-based kubeconfig (a service account token, see README: cloud clusters)",
+}
+GENERIC_RECIPE = "a token-based kubeconfig (a service account token, see README: cloud clusters)"
+
+
+@dataclass(frozen=True)
+class CredentialPlugin:
+    """A kubeconfig user that gets its credentials from a program rather than from the file."""
+
+    user: str
+    kind: str  # "exec" or "auth-provider"
+    name: str  # the exec command (as written) or the auth-provider's name
+
+
+def find_credential_plugins(kubeconfig_yaml: str, *, context: str = "") -> list[CredentialPlugin]:
+    """The plugin of the user that ``context`` (default: the current context) uses, if any."""
+    document = _load_kubeconfig_document(kubeconfig_yaml) or {}
+    chosen = context or str(document.get("current-context") or "")
+    users = {
+        str(entry.get("name")): entry.get("user") or {}
+        for entry in document.get("users") or []
+        if isinstance(entry, dict)
+    }
+    wanted = [
+        str((entry.get("context") or {}).get("user") or "")
+        for entry in document.get("contexts") or []
+        if isinstance(entry, dict) and str(entry.get("name")) == chosen
+    ]
+    plugins = []
+    for user_name in wanted:
+        user = users.get(user_name)
+        if not isinstance(user, dict):
+            continue
+        exec_config = user.get("exec")
+        if isinstance(exec_config, dict) and exec_config.get("command"):
+            plugins.append(CredentialPlugin(user_name, "exec", str(exec_config["command"])))
+        provider = user.get("auth-provider")
+        if isinstance(provider, dict) and provider.get("name"):
+            plugins.append(CredentialPlugin(user_name, "auth-provider", str(provider["name"])))
+    return plugins
+
+
+def check_credential_plugins(
+    plugins: list[CredentialPlugin], *, which: Callable[[str], str | None] = shutil.which
+) -> None:
+    """Raise InputError for a plugin that cannot run here, naming it and the recipe that works.
+
+    An ``exec`` plugin runs if its command is installed; an ``auth-provider`` (the old in-client
+    plugins for gcp, azure and oidc) is refused: current clients dropped gcp and azure, and an oidc
+    refresh would need the provider's client secret inside the job.
+    """
+    for plugin in plugins:
+        base = Path(plugin.name).name
+        if plugin.kind == "exec" and which(plugin.name) is not None:
+            continue
+        recipe = TOKEN_RECIPES.get(base, GENERIC_RECIPE)
+        if plugin.kind == "exec":
+            problem = f"runs the credential plugin {plugin.name!r}, which is not installed here"
+        else:
+            problem = f"uses the auth-provider {plugin.name!r}, which this tool does not run"
+        raise InputError(
+            f"the kubeconfig's user {plugin.user!r} {problem}; use {recipe} instead. Nothing was applied."
+        )
+
+
+def read_kubeconfig_files(source: str) -> list[str]:
+    """The text of each existing kubeconfig file in ``source`` (a KUBECONFIG-style path list)."""
+    texts = []
+    for part in source.split(os.pathsep):
+        path = Path(part).expanduser() if part else None
+        if path is not None and path.is_file():
+            texts.append(path.read_text(encoding="utf-8", errors="replace"))
+    return texts
 
 
 def parse_kubeconfig_input(text: str) -> str:
@@ -130,3 +220,34 @@ def write_private_kubeconfig(kubeconfig_yaml: str, environ: Mapping[str, str]) -
             path.unlink()
         with contextlib.suppress(OSError):
             os.rmdir(directory)
+
+
+def check_kubeconfig_plugins(texts: list[str], *, context: str = "") -> None:
+    """``check_credential_plugins`` over every kubeconfig text that will be loaded."""
+    for text in texts:
+        check_credential_plugins(find_credential_plugins(text, context=context))
+
+
+class _RedactingFilter(logging.Filter):
+    def __init__(self, redact: Callable[[str], str]) -> None:
+        super().__init__()
+        self._redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self._redact(record.getMessage()), None
+        return True
+
+
+def redact_client_logs(redact: Callable[[str], str]) -> None:
+    """The kubernetes client logs a failing credential plugin's stderr with ``logging.error``: run
+    every record of the root logger (where it logs) through ``redact`` before any handler sees it."""
+    root = logging.getLogger()
+    root.filters = [f for f in root.filters if not isinstance(f, _RedactingFilter)]
+    root.addFilter(_RedactingFilter(redact))
+
+
+def keep_from_plugins(names: list[str]) -> None:
+    """Remove ``names`` (secret values already read, the kubeconfig input) from this process's
+    environment: a credential plugin inherits it, and needs none of them."""
+    for name in names:
+        os.environ.pop(name, None)

@@ -104,3 +104,98 @@ def test_unusable_runner_temp_falls_back_to_the_system_temp(tmp_path: Path, wher
     with kubeconfig.write_private_kubeconfig("x: 1\n", environ) as path:
         assert workspace not in path.parents
         assert os.path.commonpath([path, workspace]) != str(workspace)
+
+
+# --- cloud clusters: credential plugins ---------------------------------------------------------------
+
+
+def cloud_kubeconfig(user: dict[str, object], *, current: str = "eks") -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
+            "users": [
+                {"name": "cloud-user", "user": user},
+                {"name": "plain", "user": {"token": "t0k3n-abc"}},
+            ],
+            "contexts": [
+                {"name": "eks", "context": {"cluster": "c", "user": "cloud-user"}},
+                {"name": "plain", "context": {"cluster": "c", "user": "plain"}},
+            ],
+            "current-context": current,
+        }
+    )
+
+
+EKS_USER = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws", "args": ["eks"]}}
+GKE_USER = {
+    "exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "gke-gcloud-auth-plugin"}
+}
+AKS_USER = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "kubelogin"}}
+GCP_PROVIDER = {"auth-provider": {"name": "gcp", "config": {"access-token": "ya29.canary"}}}
+
+
+@pytest.mark.parametrize(
+    ("user", "plugin", "recipe"),
+    [
+        (EKS_USER, "'aws'", "aws eks get-token"),
+        (GKE_USER, "'gke-gcloud-auth-plugin'", "gcloud auth print-access-token"),
+        (AKS_USER, "'kubelogin'", "kubelogin convert-kubeconfig -l azurecli"),
+        (GCP_PROVIDER, "auth-provider 'gcp'", "gcloud auth print-access-token"),
+    ],
+)
+def test_a_cloud_plugin_that_cannot_run_here_is_named_with_the_recipe_that_works(
+    user: dict[str, object], plugin: str, recipe: str
+) -> None:
+    plugins = kubeconfig.find_credential_plugins(cloud_kubeconfig(user))
+    with pytest.raises(InputError) as caught:
+        kubeconfig.check_credential_plugins(plugins, which=lambda command: None)
+    message = str(caught.value)
+    assert plugin in message and recipe in message and "Nothing was applied" in message
+    assert "canary" not in message
+
+
+def test_an_installed_exec_plugin_is_allowed() -> None:
+    plugins = kubeconfig.find_credential_plugins(cloud_kubeconfig(EKS_USER))
+    assert plugins == [kubeconfig.CredentialPlugin("cloud-user", "exec", "aws")]
+    kubeconfig.check_credential_plugins(plugins, which=lambda command: f"/usr/bin/{command}")
+
+
+def test_only_the_chosen_context_s_user_matters() -> None:
+    text = cloud_kubeconfig(EKS_USER, current="plain")
+    assert kubeconfig.find_credential_plugins(text) == []
+    assert kubeconfig.find_credential_plugins(text, context="eks")[0].name == "aws"
+
+
+def test_the_real_which_finds_no_such_plugin_here() -> None:
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "no-such-plugin-7f3a"}}
+    with pytest.raises(InputError, match="'no-such-plugin-7f3a', which is not installed here"):
+        kubeconfig.check_kubeconfig_plugins([cloud_kubeconfig(user)])
+
+
+def test_client_log_records_are_redacted_before_any_handler(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    kubeconfig.redact_client_logs(lambda text: text.replace(CANARY_TOKEN, "***"))
+    try:
+        logging.getLogger().error("exec: process returned 1. token %s", CANARY_TOKEN)
+    finally:
+        logging.getLogger().filters.clear()
+    assert CANARY_TOKEN not in caplog.text and "token ***" in caplog.text
+
+
+def test_secret_variables_are_removed_from_what_a_plugin_would_inherit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BW_CANARY_SECRET", CANARY_TOKEN)
+    monkeypatch.setenv("INPUT_KUBECONFIG", "apiVersion: v1")
+    kubeconfig.keep_from_plugins(["BW_CANARY_SECRET", "INPUT_KUBECONFIG"])
+    assert "BW_CANARY_SECRET" not in os.environ and "INPUT_KUBECONFIG" not in os.environ
+
+
+def test_kubeconfig_files_of_a_path_list_are_read_and_missing_ones_skipped(tmp_path: Path) -> None:
+    first = tmp_path / "a"
+    first.write_text("one")
+    source = os.pathsep.join([str(first), str(tmp_path / "missing"), ""])
+    assert kubeconfig.read_kubeconfig_files(source) == ["one"]
