@@ -49,6 +49,6 @@ RUN useradd --uid 10001 --no-create-home --no-log-init --shell /usr/sbin/nologin
 # workspace (the kubeconfig goes to the container's own /tmp), so no root-owned files are left behind.
 #
 # The command-line tool from this image (outside Actions), unprivileged; the entry point is the action,
-# so the CLI needs --entrypoint (tests/image/test_cli_in_image.py runs exactly this):
+# so the CLI needs --entrypoint (tests/image/test_build.py runs exactly this line):
 #   docker run --rm --user bodywork --entrypoint bodywork-action IMAGE --help
 ENTRYPOINT ["/opt/bodywork-action/bin/python", "-u", "/opt/bodywork-action/entrypoint.py"]
