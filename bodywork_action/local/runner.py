@@ -3,15 +3,20 @@
 Shell module (processes, sockets, files, signals). The executor walks the DAG exactly as for a cluster
 deploy; this module only says how one stage runs here:
 
-- each stage is a process group (``start_new_session``) started from the working tree, or from a commit
-  checked out into a temporary ``git worktree``, in a cached per-stage venv (``local_env.py``);
+- each stage runs under its own supervisor (``supervise.py``: a session and process group of its own, a
+  child subreaper that ends everything the stage started when the stage's process exits), from the
+  working tree, or from a commit checked out into a temporary ``git worktree``, in a cached per-stage
+  venv (``venvs.py``); the run itself is a child subreaper too (Linux), and when it ends it kills every
+  process that still carries one of its stages' ``BODYWORK_LOCAL_RUN`` tokens, wherever it is;
 - batch stages run to completion, retried ``retries`` times; ``max_completion_time_seconds`` (per attempt,
   as Bodywork's in-container timeout; 0 = none) kills the whole group;
 - service stages stay up; they are ready when their port accepts connections (and the smoke-test path
   answers 2xx) within ``max_startup_time_seconds``; a taken port is an error before anything starts;
-- output is streamed with a stage-name prefix and kept in ``.bodywork/runs/<id>/<stage>.log``;
-- Ctrl+C / SIGTERM stops every group (SIGTERM, then SIGKILL after a grace period); ``--detach`` leaves
-  services running and records them in ``.bodywork/services.json`` for ``stop --local``.
+- output is streamed with a stage-name prefix and kept in ``.bodywork/runs/<id>/<stage>.log`` (redacted;
+  the run directory 0700, its files 0600; a detached service's supervisor redacts its log itself);
+- Ctrl+C / SIGTERM stops every stage's tree (SIGTERM, then SIGKILL after a grace period); a second one
+  kills them at once, even while the first is still waiting; ``--detach`` leaves services running and
+  records them in ``.bodywork/services.json`` for ``stop --local``, which ends their trees the same way.
 
 POSIX only (process groups, ``fcntl``).
 """
@@ -41,6 +46,14 @@ from typing import IO, Any
 from bodywork_action.errors import InputError
 from bodywork_action.executor import Progress, ProgressKind, execute
 from bodywork_action.local.secrets import build_stage_environ, format_unsupplied_warning, parse_env_file
+from bodywork_action.local.supervise import (
+    TOKEN_VARIABLE,
+    end_by_token,
+    is_child_subreaper,
+    kill_tree,
+    set_child_subreaper,
+    supervisor_command,
+)
 from bodywork_action.local.venvs import StageEnv, build_env_requirements, default_cache_dir, ensure_stage_env
 from bodywork_action.model import Pipeline, Stage, StageName
 from bodywork_action.redact import Redactor
@@ -63,7 +76,10 @@ READY_BACKOFF_MAX_SECONDS = 1.0
 SMOKE_TEST_TIMEOUT_SECONDS = 5.0
 STATE_DIR_NAME = ".bodywork"
 SERVICES_FILE_NAME = "services.json"
+PRIVATE_FILE_MODE = 0o600  # logs may hold what a stage printed: only the user reads them
+PRIVATE_DIR_MODE = 0o700
 TARGET = "local"
+STOP_MARGIN_SECONDS = 5.0  # stop --local: beyond the supervisor's own grace period, before SIGKILL
 
 
 # Services a --detach run left running, when that run's process lives on (tests, embedding): kept
@@ -109,11 +125,12 @@ class _Console:
 
 @dataclass(eq=False)  # identity: list membership must not compare fields
 class _Running:
-    """One started stage process (the leader of its own process group)."""
+    """One started stage: its supervisor process (the leader of its own session and process group)."""
 
     stage: Stage
     process: subprocess.Popen[bytes]
     log_path: Path
+    token: str  # BODYWORK_LOCAL_RUN of every process of this start
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
     pump: threading.Thread | None = None
     stopping: bool = False  # we asked it to stop: its exit is not news
@@ -126,6 +143,20 @@ class _Running:
 def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
+
+
+def _kill_all(running: _Running) -> None:
+    """SIGKILL the stage's whole tree: whatever is below its supervisor, then the supervisor's group."""
+    if running.process.returncode is None:
+        kill_tree(running.process.pid, include_root=False)
+    _signal_group(running.pgid, signal.SIGKILL)
+
+
+def _open_private(path: Path) -> int:
+    """A file descriptor appending to ``path``, created 0600 (an existing file is made 0600 too)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
+    os.fchmod(fd, PRIVATE_FILE_MODE)
+    return fd
 
 
 def _read_log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
@@ -229,7 +260,10 @@ class LocalBackend:
         hard = self._interrupts > 1
         for item in running:
             item.stopping = True
-            _signal_group(item.pgid, signal.SIGKILL if hard else signal.SIGTERM)
+            if hard:
+                _kill_all(item)
+            else:
+                _signal_group(item.pgid, signal.SIGTERM)
         if not hard and running:
             threading.Thread(target=self._kill_after_grace, args=(running,), daemon=True).start()
 
@@ -256,7 +290,7 @@ class LocalBackend:
             try:
                 item.process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal_group(item.pgid, signal.SIGKILL)
+                _kill_all(item)
                 item.process.wait()
             _signal_group(item.pgid, signal.SIGKILL)  # members that outlived their leader
 
@@ -283,7 +317,7 @@ class LocalBackend:
             ], module.parent
         return [python, module.name, *stage.args], module.parent
 
-    def _stage_environ(self, stage: Stage) -> dict[str, str]:
+    def _stage_environ(self, stage: Stage, token: str) -> dict[str, str]:
         env = self._envs[stage.name]
         inherited = dict(self._environ)
         extra: dict[str, str] = {"GIT_COMMIT_HASH": self._settings.commit_short, "PYTHONUNBUFFERED": "1"}
@@ -295,6 +329,7 @@ class LocalBackend:
             extra["PYTHONPATH"] = source
             extra["VIRTUAL_ENV"] = str(env.path)
             extra["PATH"] = os.pathsep.join(p for p in (str(env.bin_dir), inherited.get("PATH")) if p)
+        extra[TOKEN_VARIABLE] = token
         if stage.service is not None:
             extra["BODYWORK_STAGE"] = stage.k8s_name
             extra["BODYWORK_NAMESPACE"] = self._settings.namespace
@@ -302,23 +337,31 @@ class LocalBackend:
         return build_stage_environ(inherited, stage=stage, supply=self._supply, extra=extra)
 
     def _start(self, stage: Stage, *, attempt: int, to_file: bool) -> _Running:
-        """Start the stage's process group; output goes through a pump thread, or (detached) to its log."""
+        """Start the stage under its supervisor (a session of its own); output goes through a pump
+        thread, or (detached) to its log, redacted by the supervisor: a pipe would die with this process."""
         command, cwd = self._command(stage)
+        token = f"{self._settings.run_dir.name}:{stage.name}:{attempt}"
         log_path = self._settings.run_dir / f"{stage.name}.log"
-        with open(log_path, "ab") as log:
-            log.write(f"--- attempt {attempt} at {time.strftime('%H:%M:%S')}: {' '.join(command)}\n".encode())
-            log.flush()
-            # A detached service writes straight to its log: a pipe would die with this process.
+        log = _open_private(log_path)
+        try:
+            os.write(
+                log, f"--- attempt {attempt} at {time.strftime('%H:%M:%S')}: {' '.join(command)}\n".encode()
+            )
             process = subprocess.Popen(
-                command,
+                supervisor_command(command, grace_seconds=self._settings.grace_seconds, redact=to_file),
                 cwd=cwd,
-                env=self._stage_environ(stage),
-                stdin=subprocess.DEVNULL,
+                env=self._stage_environ(stage, token),
+                stdin=subprocess.PIPE if to_file else subprocess.DEVNULL,
                 stdout=log if to_file else subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        running = _Running(stage=stage, process=process, log_path=log_path)
+        finally:
+            os.close(log)
+        if process.stdin is not None:  # the values to hide, on a pipe: never in argv or the environment
+            with contextlib.suppress(BrokenPipeError), process.stdin:
+                process.stdin.write(json.dumps(list(self._supply.all_values())).encode())
+        running = _Running(stage=stage, process=process, log_path=log_path, token=token)
         if not to_file:
             running.pump = threading.Thread(
                 target=self._pump, args=(running,), name=f"pump-{stage.name}", daemon=True
@@ -336,7 +379,7 @@ class LocalBackend:
         assert running.process.stdout is not None
         name = running.stage.name
         redact = self._console.redactor.redact
-        with open(running.log_path, "ab") as log:
+        with open(_open_private(running.log_path), "ab") as log:
             for raw in running.process.stdout:
                 text = redact(raw.decode("utf-8", "replace").rstrip("\r\n"))
                 log.write(text.encode("utf-8") + b"\n")
@@ -351,8 +394,11 @@ class LocalBackend:
                 self.services_done.set()
 
     def _reap(self, running: _Running) -> None:
-        """After the leader exited: kill what is left of its group (so the pipe closes) and drain the pump."""
+        """After the supervisor exited (having ended the stage's tree): kill what is left of its group,
+        and anything of this start that escaped (a supervisor killed from outside), so the pipe closes;
+        then drain the pump."""
         _signal_group(running.pgid, signal.SIGKILL)
+        end_by_token(lambda token: token == running.token)
         if running.pump is not None:
             running.pump.join()
         with self._lock:
@@ -657,7 +703,9 @@ def _has_module(name: str) -> bool:
 def _new_run_dir(state_dir: Path) -> tuple[str, Path]:
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{random_tokens.token_hex(3)}"
     run_dir = state_dir / "runs" / run_id
-    run_dir.mkdir(parents=True)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(mode=PRIVATE_DIR_MODE)
+    run_dir.chmod(PRIVATE_DIR_MODE)  # whatever the umask
     return run_id, run_dir
 
 
@@ -681,6 +729,19 @@ def _interrupts_call(on_interrupt: Callable[[], None]) -> Iterator[None]:
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+
+
+@contextlib.contextmanager
+def _adopting_orphans() -> Iterator[None]:
+    """Make this process a child subreaper while the stages run (Linux): a process orphaned below it
+    is reparented here, not to init, and stays findable; the previous setting is restored afterwards."""
+    was = is_child_subreaper()
+    set_child_subreaper(True)
+    try:
+        yield
+    finally:
+        if not was:
+            set_child_subreaper(False)
 
 
 def _reporter(console: _Console) -> Callable[[Progress], None]:
@@ -767,6 +828,7 @@ def _record_detached(
             "port": s.stage.service.port if s.stage.service else None,
             "url": f"http://{LOCAL_HOST}:{s.stage.service.port}" if s.stage.service else "",
             "log": str(s.log_path),
+            "token": s.token,
             "worktree": str(worktree) if worktree else "",
         }
         for s in services
@@ -814,8 +876,10 @@ def stop_local(project_dir: Path, *, out: IO[str] | None = None, grace_seconds: 
         if not _is_same_process(entry):
             out.write(f"{name} (pid {pid}) had already stopped\n")
         else:
+            # The supervisor ends the service's tree: SIGTERM, SIGKILL after its grace period.
             _signal_group(int(entry["pgid"]), signal.SIGTERM)
-            if not _wait_for_exit(pid, grace_seconds):
+            if not _wait_for_exit(pid, grace_seconds + STOP_MARGIN_SECONDS):
+                kill_tree(pid, include_root=True)
                 _signal_group(int(entry["pgid"]), signal.SIGKILL)
                 if not _wait_for_exit(pid, grace_seconds):
                     out.write(f"{name} (pid {pid}) could not be stopped\n")
@@ -826,6 +890,9 @@ def stop_local(project_dir: Path, *, out: IO[str] | None = None, grace_seconds: 
             if own is not None:
                 own.wait()
             out.write(f"stopped {name} (pid {pid}, {entry.get('url', '')})\n")
+        token = str(entry.get("token") or "")
+        if token:  # what escaped the supervisor (killed from outside): found by its token
+            end_by_token(token.__eq__)
     worktrees = {e["worktree"] for e in entries if e.get("worktree")} - {e["worktree"] for e in failed}
     for worktree in worktrees:
         remove_worktree(Path(worktree))
@@ -913,8 +980,10 @@ def run_local(
             grace_seconds=grace_seconds,
         )
         backend = LocalBackend(settings, envs=envs, supply=supply, environ=environ, console=console)
-        try:
-            with _interrupts_call(backend.interrupt):
+        # Handlers stay while everything is stopped: a second Ctrl+C during the grace period kills at once.
+        with _interrupts_call(backend.interrupt), _adopting_orphans():
+            kept: set[str] = set()
+            try:
                 result = execute(
                     pipeline,
                     backend,
@@ -925,12 +994,16 @@ def run_local(
                 services = backend.running_services
                 if result.succeeded and services and detach:
                     leave_running[0] = True
+                    kept = {s.token for s in services}
                     return _detached_result(result, state_dir, run_id, services, source.worktree, console)
                 if result.succeeded and services:
                     result = _serve_until_stopped(result, backend, services, stop, console)
-        finally:
-            if not leave_running[0]:
-                backend.stop_all()
+            finally:
+                if not leave_running[0]:
+                    backend.stop_all()
+                # Nothing of this run outlives it but what --detach keeps: not even an escaped daemon.
+                prefix = f"{run_id}:"
+                end_by_token(lambda token: token.startswith(prefix) and token not in kept)
         console.write(result.one_line())
         return result
 
