@@ -526,7 +526,8 @@ class _Builder:
             if node.tag == _STR:
                 return str(node.value)
             value, problem = self.scalar(node)
-            text = _key_text(value, node) if problem is None else str(node.value)
+            raw = str(node.value)
+            text = _key_text(value, node) if problem is None else raw if len(raw) <= 60 else raw[:59] + "…"
             if problem and report:
                 self.unreadable((*path, text), node, problem)
             return text
@@ -598,7 +599,8 @@ def _unsupported_tag(tag: str) -> str:
 
 
 def _tag_text(tag: str) -> str:
-    return visible("!!" + tag.removeprefix(_YAML) if tag.startswith(_YAML) else tag)
+    shown = "!!" + tag.removeprefix(_YAML) if tag.startswith(_YAML) else tag
+    return visible(shown if len(shown) <= 60 else shown[:59] + "…")
 
 
 def _too_large(text: str) -> str:

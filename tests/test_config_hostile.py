@@ -319,3 +319,9 @@ def test_names_with_control_characters_are_rejected_and_shown_escaped() -> None:
 def test_each_name_with_an_invisible_character_is_an_error(old: str, new: str, path: str) -> None:
     errors = errors_of(edit(old, new).encode())
     assert any(p.path == path and "contains the invisible character" in p.message for p in errors), errors
+
+
+def test_long_unreadable_keys_and_tags_are_shown_shortened() -> None:
+    raw = ("? " + "9" * 5000 + "\n: 1\nx: !" + "a" * 500 + " b\n").encode()
+    lines = [p.format() for p in errors_of(raw) if "too large" in p.message or "not supported" in p.message]
+    assert len(lines) == 2 and all(len(line) < 300 for line in lines), lines
