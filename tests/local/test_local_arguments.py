@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bodywork_action import cli
 from bodywork_action.options import parse_smoke_tests
-from tests.local.conftest import Project, batch, build_pipeline, free_port, is_gone, read_records, service
+from testing.local_runs import Project, batch, build_pipeline, free_port, is_gone, read_records, service
 
 
 def test_local_flags_parse_with_their_defaults() -> None:

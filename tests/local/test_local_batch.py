@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from bodywork_action.results import DeploymentStatus, StageStatus
-from tests.local.conftest import (
+from testing.local_runs import (
     Project,
     batch,
     build_pipeline,

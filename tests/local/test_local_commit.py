@@ -10,7 +10,7 @@ import pytest
 from bodywork_action.config import load_pipeline
 from bodywork_action.local.runner import LocalRunInvalid
 from bodywork_action.results import DeploymentStatus
-from tests.local.conftest import PIPELINE_DIR, Project, read_records
+from testing.local_runs import PIPELINE_DIR, Project, read_records
 
 
 def _git(root: Path, *args: str) -> str:

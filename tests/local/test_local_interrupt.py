@@ -9,7 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.local.conftest import Project, free_port, is_gone, read_records
+from testing.local_runs import Project, free_port, is_gone, read_records
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ RUNNER = textwrap.dedent(
     from pathlib import Path
 
     from bodywork_action.local.runner import run_local
-    from tests.local.conftest import batch, build_pipeline, service
+    from testing.local_runs import batch, build_pipeline, service
 
     root, port = Path(sys.argv[1]), int(sys.argv[2])
     serve = service("serve", "serve.py", port=port)

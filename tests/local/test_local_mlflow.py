@@ -21,7 +21,7 @@ from bodywork_action.config import load_pipeline
 from bodywork_action.local.runner import run_local, stop_local
 from bodywork_action.model import ServiceSettings
 from bodywork_action.results import DeploymentStatus
-from tests.local.conftest import free_port, is_gone
+from testing.local_runs import free_port, is_gone
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

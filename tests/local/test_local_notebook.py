@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bodywork_action.results import DeploymentStatus
-from tests.local.conftest import Project, batch, build_pipeline, read_records
+from testing.local_runs import Project, batch, build_pipeline, read_records
 
 
 @pytest.mark.slow  # builds a venv with nbconvert + ipykernel from PyPI (~25 s)

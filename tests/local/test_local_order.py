@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 from bodywork_action.results import DeploymentStatus, StageStatus
-from tests.local.conftest import Project, free_port, read_records, record_of, standard_pipeline
+from testing.local_runs import Project, free_port, read_records, record_of, standard_pipeline
 
 
 def _interval(project: Project, stage: str) -> tuple[float, float]:

@@ -8,7 +8,7 @@ from bodywork_action.errors import InputError, SecretKeyRef
 from bodywork_action.local.secrets import build_stage_environ, parse_env_file
 from bodywork_action.results import DeploymentStatus
 from bodywork_action.secret_groups import SecretRequest, SecretSupply, Surface, build_secret_supply
-from tests.local.conftest import Project, batch, free_port, record_of, standard_pipeline
+from testing.local_runs import Project, batch, free_port, record_of, standard_pipeline
 
 TOKEN = "tok-3f9a-canary-value"  # long enough to be redacted
 PASSWORD = "pw-81c2-canary-value"

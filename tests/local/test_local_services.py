@@ -12,7 +12,7 @@ import pytest
 
 from bodywork_action.local.runner import PortInUse, stop_local
 from bodywork_action.results import DeploymentStatus, StageStatus
-from tests.local.conftest import (
+from testing.local_runs import (
     Project,
     batch,
     build_pipeline,

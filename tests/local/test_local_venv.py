@@ -18,7 +18,7 @@ from bodywork_action.local.venvs import (
     read_python_identity,
 )
 from bodywork_action.results import DeploymentStatus
-from tests.local.conftest import Project, batch, free_port, read_records, standard_pipeline
+from testing.local_runs import Project, batch, free_port, read_records, standard_pipeline
 
 
 def _build_marker_wheel(folder: Path) -> Path:
