@@ -172,23 +172,32 @@ def render_stage_table(result: DeploymentResult, *, redactor: Redactor) -> str:
 
 
 def _render_events(events: Sequence[EventRecord], *, limit: int, redactor: Redactor) -> list[str]:
+    """Warnings first, in time order; the routine Normal events (Scheduled, Pulled, Started...)
+    folded into one line, unless there is no Warning to show."""
     if not events or limit <= 0:
         return []
+    warnings = [e for e in events if e.type != "Normal"]
+    normal = [e for e in events if e.type == "Normal"]
+    shown = warnings or normal
     lines = [
         "**Events**",
         "",
         "| Type | Reason | Object | Count | Message |",
         "|---|---|---|---:|---|",
     ]
-    for event in events[:limit]:
+    for event in shown[:limit]:
         lines.append(
             f"| {escape_markdown(event.type)} | {escape_markdown(redactor.redact(event.reason))} | "
             f"{escape_markdown(redactor.redact(event.object))} | {event.count} | "
             f"{escape_markdown(redactor.redact(event.message))} |"
         )
-    if len(events) > limit:
+    if len(shown) > limit:
         lines.append("")
-        lines.append(f"_{len(events) - limit} more events not shown._")
+        lines.append(f"_{len(shown) - limit} more events not shown._")
+    if warnings and normal:
+        reasons = ", ".join(dict.fromkeys(escape_markdown(redactor.redact(e.reason)) for e in normal))
+        lines.append("")
+        lines.append(f"_{len(normal)} routine Normal events not shown ({reasons})._")
     lines.append("")
     return lines
 
@@ -198,6 +207,8 @@ def _render_logs(stage: StageResult, *, tail_lines: int, redactor: Redactor) -> 
     if tail_lines <= 0:
         return lines
     for source, log_lines in stage.logs.items():
+        if not any(line.strip() for line in log_lines):
+            continue  # a container that printed nothing: an empty block says nothing
         shown = [redactor.redact(line) for line in log_lines[-tail_lines:]]
         shown = [
             line if len(line) <= LOG_LINE_MAX_CHARS else line[:LOG_LINE_MAX_CHARS] + " …" for line in shown
@@ -227,9 +238,6 @@ def render_failure_details(
         f"**Reason:** {escape_markdown(reason)}" + (f" — {escape_markdown(message)}" if message else "")
     )
     lines.append("")
-    if stage.rolled_back:
-        lines.append("The service was rolled back: the previous revision keeps serving.")
-        lines.append("")
     lines.extend(_render_events(stage.events, limit=max_events, redactor=redactor))
     lines.extend(_render_logs(stage, tail_lines=tail_lines, redactor=redactor))
     lines.append("</details>")
@@ -254,7 +262,7 @@ def _render_deployment(
     commit = redactor.redact(result.commit)
     what = "dry run" if result.dry_run else "deployment"
     parts = [f"## {icon} Bodywork {what} of {format_code_span(pipeline_name)} {result.status.value}", ""]
-    rows = ["| | |", "|---|---|", f"| Pipeline | {format_code_span(pipeline_name)} |"]
+    rows = [f"| Pipeline | {format_code_span(pipeline_name)} |", "|---|---|"]
     if links.repository:
         rows.append(f"| Repository | {_link(escape_markdown(links.repository), links.repository_url)} |")
     if commit:
@@ -263,7 +271,8 @@ def _render_deployment(
         rows.append(f"| Image | {format_code_span(redactor.redact(pipeline.docker_image))} |")
         rows.append(f"| DAG | {format_code_span(redactor.redact(pipeline.dag_text))} |")
     rows.append(f"| Namespace | {format_code_span(redactor.redact(result.namespace))} |")
-    if result.target:
+    if result.target and not result.target.startswith("cluster"):
+        # A local run says so; a cluster's API server address is not published in a summary.
         rows.append(f"| Target | {escape_markdown(redactor.redact(result.target))} |")
     rows.append(f"| Result | {icon} {result.status.value} |")
     rows.append(f"| Total time | {format_duration(result.duration_seconds)} |")

@@ -302,13 +302,20 @@ def _rollout_progress(wanted: int, updated: int, available: int, total: int, cur
 
 
 def select_events(events: Iterable[Obj], object_names: Iterable[str]) -> list[EventRecord]:
-    """The events about the named objects (Job, Deployment, ReplicaSets, Pods), oldest first."""
+    """The events about the named objects (Job, Deployment, ReplicaSets, Pods), oldest first.
+
+    Event times have whole-second resolution, so events of one second are put in the order the API
+    server stored them (their resourceVersion)."""
     names = set(object_names)
     chosen = [e for e in events if (e.get("involvedObject") or {}).get("name") in names]
-    chosen.sort(
-        key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp") or "")
-    )
+    chosen.sort(key=_event_order)
     return [build_event_record(e) for e in chosen]
+
+
+def _event_order(event: Obj) -> tuple[str, int]:
+    stamp = str(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp") or "")
+    version = str((event.get("metadata") or {}).get("resourceVersion") or "")
+    return stamp, int(version) if version.isdigit() else 0
 
 
 def build_event_record(event: Obj) -> EventRecord:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from bodywork_action.summary import (
     format_code_block,
     format_code_span,
     format_duration,
+    render_failure_details,
     render_invalid_config_summary,
     render_one_line_invalid_config,
     render_one_line_summary,
@@ -119,7 +121,8 @@ def failure_result() -> DeploymentResult:
         _stage(
             "mlflow", StageKind.SERVICE, status=StageStatus.FAILED, attempts=1, started_at=T0 + 42,
             finished_at=T0 + 100, reason="CrashLoopBackOff", rolled_back=True,
-            message="container exited with code 1 | restarting",
+            message="container exited with code 1 | restarting; rolled back to the previous revision, "
+            "whose pods kept serving throughout",
             logs={"pod/mlflow-5d8-x1/stage": (f"Invalid URI postgresql://u:{CANARY_PASSWORD}@db",)},
         ),
         _stage("serve", StageKind.SERVICE, status=StageStatus.SKIPPED),
@@ -297,3 +300,32 @@ def test_mermaid_label_escapes_everything_unusual() -> None:
     assert escape_mermaid_label("train_v2-a.b c") == "train_v2-a.b c"
     assert escape_mermaid_label('a"b') == "a#34;b"
     assert escape_mermaid_label("<x>") == "#60;x#62;"
+
+
+def test_routine_normal_events_are_folded_behind_the_warnings_and_empty_logs_dropped() -> None:
+    stage = StageResult(
+        stage="train",
+        kind=StageKind.BATCH,
+        status=StageStatus.FAILED,
+        reason="BackoffLimitExceeded",
+        events=(
+            EventRecord("Scheduled", "assigned to node-1", "Pod/train-1", type="Normal"),
+            EventRecord("Pulled", "image present", "Pod/train-1", type="Normal"),
+            EventRecord("BackoffLimitExceeded", "Job has reached the specified backoff limit", "Job/train"),
+        ),
+        logs={"train-1/git-sync": (), "train-1/stage": ("boom",)},
+    )
+    details = render_failure_details(stage, tail_lines=10, max_events=10, redactor=Redactor())
+    rows = [line for line in details.splitlines() if line.startswith("| ")]
+    assert rows[1:] == [
+        "| Warning | BackoffLimitExceeded | Job/train | 1 | Job has reached the specified backoff limit |"
+    ]
+    assert "_2 routine Normal events not shown (Scheduled, Pulled)._" in details
+    assert "git-sync" not in details and "`train-1/stage`" in details
+
+
+def test_the_api_server_address_is_not_published_but_a_local_target_is() -> None:
+    cluster = replace(success_result(), target="cluster https://10.1.2.3:6443")
+    assert "10.1.2.3" not in render_summary(cluster, redactor=Redactor(), links=SummaryLinks())
+    local = replace(success_result(), target="local")
+    assert "| Target | local |" in render_summary(local, redactor=Redactor(), links=SummaryLinks())

@@ -19,7 +19,8 @@ def test_four_stage_dag_runs_steps_in_order_and_stages_of_a_step_together(
     deploy: Deployer, fake_cluster: FakeCluster
 ) -> None:
     # b runs long enough that c (same step) must start and finish while b is still running.
-    fake_cluster.script("Job", {NAME_LABEL: "b"}, {"run_seconds": 30})
+    # 500 scripted seconds = 5 s at the fixture's time scale: room for c's rollout on a loaded machine.
+    fake_cluster.script("Job", {NAME_LABEL: "b"}, {"run_seconds": 500})
     result = deploy(four_stage_pipeline())
 
     assert result.succeeded, result.one_line()
