@@ -140,9 +140,9 @@ class ContainerRun:
 
     @property
     def outputs(self) -> dict[str, str]:
-        from tests.action.conftest import parse_outputs  # one parser of GITHUB_OUTPUT for every test tier
+        from testing.github_files import parse_output_file  # one parser of GITHUB_OUTPUT for every tier
 
-        return parse_outputs(self.outputs_text)
+        return parse_output_file(self.outputs_text)
 
     def annotations(self, kind: str = "error") -> list[str]:
         return [line for line in self.stdout.splitlines() if line.startswith(f"::{kind} ")]

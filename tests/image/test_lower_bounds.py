@@ -18,8 +18,8 @@ import tomllib
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from testing.action_runs import MLFLOW_SECRET_ENV, MLFLOW_SECRETS_INPUT, SHA
 from testing.fake_k8s.cluster import FakeCluster
-from tests.action.conftest import MLFLOW_SECRET_ENV, MLFLOW_SECRETS_INPUT, SHA
 
 ROOT = Path(__file__).resolve().parents[2]
 DECLARED = {

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from testing.action_runs import MLFLOW_SECRET_ENV, MLFLOW_SECRETS_INPUT, OUTPUT_NAMES, TWO_STAGE_YAML
 from testing.fake_k8s import Scenario
 from testing.fake_k8s.cluster import FakeCluster
 from testing.image import REPO_ROOT, ContainerRun, RunnerDirs, run_container_action
 from testing.images import Engine
-from tests.action.conftest import MLFLOW_SECRET_ENV, MLFLOW_SECRETS_INPUT, OUTPUT_NAMES, TWO_STAGE_YAML
 from tests.image.conftest import checkout
 
 MLFLOW_URL = "http://server.bodywork-mlflow.svc.cluster.local:5000"
