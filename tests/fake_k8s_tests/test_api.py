@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from kubernetes.client import ApiException
 
-from .helpers import deployment, job, service
+from testing.k8s_objects import deployment, job, service
 
 
 def test_version_and_discovery(k8s, fake):

@@ -8,8 +8,7 @@ import pytest
 from kubernetes.client import ApiException
 
 from testing.fake_k8s import FakeCluster, Scenario
-
-from .helpers import cond, deployment, job, service
+from testing.k8s_objects import cond, deployment, job, service
 
 
 def _job_done(fake, name, ns="default"):

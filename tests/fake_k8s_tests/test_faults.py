@@ -11,7 +11,7 @@ from kubernetes import watch
 from kubernetes.client import ApiException
 from urllib3.exceptions import ProtocolError
 
-from .conftest import _apis
+from testing.k8s_objects import client_apis
 
 
 def _conn(fake) -> http.client.HTTPConnection:
@@ -79,7 +79,7 @@ def test_latency_is_added(fake_cluster):
 
 
 def test_client_sees_injected_errors(fake_cluster):
-    for apis in _apis(str(fake_cluster.kubeconfig_path)):
+    for apis in client_apis(str(fake_cluster.kubeconfig_path)):
         fake_cluster.faults.rate_503 = 1.0
         with pytest.raises(ApiException) as err:
             apis.core.list_namespaced_secret("default")
@@ -92,7 +92,7 @@ def test_watch_streams_are_cut_after_n_events(fake_cluster):
     for i in range(5):
         fake_cluster.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"s{i}"}})
     fake_cluster.faults.watch_cut_after = 2
-    for apis in _apis(str(fake_cluster.kubeconfig_path)):
+    for apis in client_apis(str(fake_cluster.kubeconfig_path)):
         seen = []
         with pytest.raises(ProtocolError):
             for ev in watch.Watch().stream(apis.core.list_namespaced_secret, "default", timeout_seconds=5):

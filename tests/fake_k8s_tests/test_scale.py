@@ -14,8 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from testing.fake_k8s import FakeCluster, Scenario
 from testing.fake_k8s.resources import resolve
-
-from .helpers import job
+from testing.k8s_objects import job
 
 STAGES = 1000
 NS = "scale"

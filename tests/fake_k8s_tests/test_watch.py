@@ -9,7 +9,7 @@ import pytest
 from kubernetes import watch
 from kubernetes.client import ApiException
 
-from .conftest import _apis
+from testing.k8s_objects import client_apis
 
 
 def _secret(name: str, **labels: str) -> dict:
@@ -155,7 +155,7 @@ def test_watch_uses_chunked_transfer_over_plain_http(fake_cluster):
 
 
 def test_http_cluster_serves_the_official_client(fake_cluster):
-    for apis in _apis(str(fake_cluster.kubeconfig_path)):
+    for apis in client_apis(str(fake_cluster.kubeconfig_path)):
         ns = apis.core.read_namespace("default")
         assert ns.metadata.labels["kubernetes.io/metadata.name"] == "default"
     assert fake_cluster.url.startswith("http://127.0.0.1:")

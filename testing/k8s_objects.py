@@ -1,6 +1,12 @@
-"""Manifest builders for the fake's own tests."""
+"""Manifests for the fake API server's own tests (tests/fake_k8s_tests), and the official client's APIs
+to send them with."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+from kubernetes import client, config
 
 
 def job(name: str, ns: str = "default", image: str = "busybox:1", labels: dict | None = None, **spec) -> dict:
@@ -48,3 +54,18 @@ def cond(obj: dict | None, type_: str) -> dict | None:
         if c["type"] == type_:
             return c
     return None
+
+
+def client_apis(kubeconfig: str) -> Iterator[SimpleNamespace]:
+    """The official client's APIs for ``kubeconfig``, closed when the generator is."""
+    api_client = config.new_client_from_config(config_file=kubeconfig)
+    with api_client:
+        yield SimpleNamespace(
+            client=api_client,
+            core=client.CoreV1Api(api_client),
+            batch=client.BatchV1Api(api_client),
+            apps=client.AppsV1Api(api_client),
+            net=client.NetworkingV1Api(api_client),
+            coord=client.CoordinationV1Api(api_client),
+            version=client.VersionApi(api_client),
+        )
