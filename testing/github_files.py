@@ -21,3 +21,11 @@ def parse_output_file(text: str) -> dict[str, str]:
         outputs[name] = "\n".join(lines[index:end])
         index = end + 1
     return outputs
+
+
+def unescape_command_data(data: str) -> str:
+    """A workflow command's data as the runner reads it (actions/runner ``ActionCommand.UnescapeData``:
+    these replacements, in this order, on the whole string): what ``::add-mask::`` really registers."""
+    for escaped, token in (("%0D", "\r"), ("%0A", "\n"), ("%25", "%")):
+        data = data.replace(escaped, token)
+    return data

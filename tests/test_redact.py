@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bodywork_action.redact import MIN_SECRET_LENGTH, REDACTED, Redactor, SecretValue
+from testing.secret_encodings import AWKWARD_SECRET as AWKWARD
+from testing.secret_encodings import secret_encodings
 
 CANARY = "canary-Zq81-postgres-password"
 
@@ -114,44 +116,13 @@ def test_no_secret_survives_redaction(secret: str, before: str, after: str) -> N
 
 # ------------------------------------------------------------------------------------------- encodings
 
-# A value with every character class the encodings treat specially: space, "/", "%", "+", quotes, a
-# backslash, a control character and non-ASCII.
-AWKWARD = 'p@ss w/rd%+&="q"\\\tÉ-canary'
-
-
-def _encodings(value: str) -> dict[str, str]:
-    import json
-    import urllib.parse
-
-    raw = value.encode("utf-8")
-    quoted = {
-        "quote": urllib.parse.quote(value),
-        "quote-safe-none": urllib.parse.quote(value, safe=""),
-        "quote-js": urllib.parse.quote(value, safe="!'()*"),
-        "quote_plus": urllib.parse.quote_plus(value),
-        "quote_plus-slash": urllib.parse.quote_plus(value, safe="/"),
-    }
-    return {
-        **quoted,
-        **{f"{name}-lower": text.lower() for name, text in quoted.items() if "%" in text},
-        "hex": raw.hex(),
-        "HEX": raw.hex().upper(),
-        "base64": base64.b64encode(raw).decode(),
-        "base64-unpadded": base64.b64encode(raw).decode().rstrip("="),
-        "base64url": base64.urlsafe_b64encode(raw).decode(),
-        "base64url-unpadded": base64.urlsafe_b64encode(raw).decode().rstrip("="),
-        "json": json.dumps(value)[1:-1],
-        "json-utf8": json.dumps(value, ensure_ascii=False)[1:-1],
-        "json-slash": json.dumps(value)[1:-1].replace("/", "\\/"),
-    }
-
 
 @pytest.mark.parametrize(
     "value", [CANARY, AWKWARD, "s3://bucket/canary root"], ids=["plain", "awkward", "url"]
 )
 def test_every_common_encoding_of_a_value_is_replaced_whole(value: str) -> None:
     redactor = Redactor([value])
-    encodings = _encodings(value)
+    encodings = secret_encodings(value)
     if value == AWKWARD:  # the awkward value really exercises every encoding: none leaves it as it is
         assert value not in encodings.values()
     for name, encoded in encodings.items():
@@ -206,9 +177,9 @@ def test_a_long_multiline_value_builds_and_is_redacted() -> None:
 
 @given(
     secret=st.text(alphabet=st.characters(min_codepoint=9, max_codepoint=0x2FF), min_size=MIN_SECRET_LENGTH),
-    encoding=st.sampled_from(sorted(_encodings(CANARY))),
+    encoding=st.sampled_from(sorted(secret_encodings(CANARY))),
     before=st.text(alphabet=" ,;:=&?", max_size=5),
 )
 def test_no_encoded_secret_survives_redaction(secret: str, encoding: str, before: str) -> None:
-    encoded = _encodings(secret)[encoding]
+    encoded = secret_encodings(secret)[encoding]
     assert encoded not in Redactor([secret]).redact(before + encoded + before)

@@ -159,6 +159,20 @@ def _open_private(path: Path) -> int:
     return fd
 
 
+def redact_file(path: Path, redactor: Redactor) -> None:
+    """Rewrite ``path`` (a text file a stage wrote, e.g. an executed notebook: JSON, whose escaped forms
+    the redactor knows) with every secret form replaced, private (0600); a missing file is left alone."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
+        return
+    staging = path.with_name(f".{path.name}.redacted")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    with open(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
+        handle.write(redactor.redact(text))
+    os.replace(staging, path)
+
+
 def _read_log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
     try:
         with open(path, "rb") as handle:
@@ -442,6 +456,8 @@ class LocalBackend:
                 self._terminate(running)
                 code = running.process.returncode
             self._reap(running)
+            if stage.is_notebook:  # nbconvert's executed copy holds the cells' output: redact it too
+                redact_file(self._settings.run_dir / f"{stage.k8s_name}.ipynb", self._console.redactor)
             logs = self._tail(running)
             if cancel.is_set():
                 return result.evolve(status=StageStatus.CANCELLED, attempts=attempt, logs={stage.name: logs})

@@ -174,6 +174,11 @@ def _create_venv(
     )
 
 
+def _open_private(path: str, flags: int) -> int:
+    """``open``'s opener for logs: created 0600 (pip may print index URLs that carry credentials)."""
+    return os.open(path, flags, 0o600)
+
+
 def _run_logged(
     cmd: Sequence[str],
     *,
@@ -184,7 +189,7 @@ def _run_logged(
 ) -> None:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     tail: list[str] = []
-    with open(log_file, "a", encoding="utf-8") as log:
+    with open(log_file, "a", encoding="utf-8", opener=_open_private) as log:
         log.write(f"$ {' '.join(cmd)}\n")
         log.flush()
         env = {**environ, "PIP_NO_INPUT": "1", "PYTHONUNBUFFERED": "1"}

@@ -2,7 +2,8 @@
 
 ``::add-mask::`` is how GitHub learns what to hide, so each value must be announced there (before it
 could ever be printed) and nowhere else: not in stdout, stderr, the outputs file or the job summary —
-even when a failing stage prints a secret in its logs.
+even when a failing stage prints a secret in its logs, raw or in any common encoding (URL, hex, base64,
+base64url, JSON: ``testing/secret_encodings.py``).
 """
 
 from __future__ import annotations
@@ -14,25 +15,41 @@ import pytest
 from testing.action_runs import ActionRun, Runner
 from testing.fake_k8s import Scenario
 from testing.fake_k8s.cluster import FakeCluster
+from testing.github_files import unescape_command_data
+from testing.secret_encodings import secret_encodings
 
 DB_PASSWORD = "canary-db-pw-7f3a9c2e51"
 PEM_BODY = ("MIIEcanaryPEMlineONEq8w2e4r6t8y0u", "MIIEcanaryPEMlineTWOz1x3c5v7b9n1m")
 TLS_KEY = "\n".join(("-----BEGIN PRIVATE KEY-----", *PEM_BODY, "-----END PRIVATE KEY-----"))
-SECRETS = {"secrets": "db-credentials: DB_PASSWORD, TLS_KEY"}
-SECRET_ENV = {"DB_PASSWORD": DB_PASSWORD, "TLS_KEY": TLS_KEY}
+# A connection string every encoding changes ("@", "/", space, "+", "%", quotes, backslash, non-ASCII).
+DB_URI = 'postgresql://mlflow:p@ss w/rd%+"q"\\É@db/canary-mlflow'
+SECRETS = {"secrets": "db-credentials: DB_PASSWORD, TLS_KEY, DB_URI"}
+SECRET_ENV = {"DB_PASSWORD": DB_PASSWORD, "TLS_KEY": TLS_KEY, "DB_URI": DB_URI}
+
+
+def encoded_canaries() -> dict[str, str]:
+    """Each distinct encoded form of the single-line values (those differing from the value itself)."""
+    forms: dict[str, str] = {}
+    for value in (DB_PASSWORD, DB_URI, *PEM_BODY):
+        for name, text in secret_encodings(value).items():
+            if text != value and text not in forms.values():
+                forms[f"{name} #{len(forms)}"] = text
+    return forms
+
+
 MASK = "::add-mask::"
 
 
 def canaries(fake: FakeCluster) -> list[str]:
     """Every value that must never be shown: the password, the PEM and each of its lines, the token."""
     assert len(fake.token) >= 16  # distinctive enough that a chance match is impossible
-    return [DB_PASSWORD, TLS_KEY, *TLS_KEY.splitlines(), fake.token]
+    return [DB_PASSWORD, DB_URI, TLS_KEY, *TLS_KEY.splitlines(), fake.token, *encoded_canaries().values()]
 
 
 def assert_no_canary_leaks(run: ActionRun, fake: FakeCluster) -> None:
     mask_lines = [line for line in run.stdout.splitlines() if line.startswith(MASK)]
     other_stdout = "\n".join(line for line in run.stdout.splitlines() if not line.startswith(MASK))
-    masked = {line.removeprefix(MASK) for line in mask_lines}
+    masked = {unescape_command_data(line.removeprefix(MASK)) for line in mask_lines}  # as the runner reads
     for value in canaries(fake):
         shown = {
             "stdout": other_stdout,
@@ -43,7 +60,7 @@ def assert_no_canary_leaks(run: ActionRun, fake: FakeCluster) -> None:
         for where, text in shown.items():
             assert value not in text, f"a secret value leaked into {where}"
     # Single-line values are masked whole; the multi-line one line by line (a mask cannot span lines).
-    for value in (DB_PASSWORD, *TLS_KEY.splitlines(), fake.token):
+    for value in (DB_PASSWORD, DB_URI, *TLS_KEY.splitlines(), fake.token):
         assert value in masked, "a secret value was not announced with ::add-mask::"
     # Masks come before anything else is printed.
     first_other = next(i for i, line in enumerate(run.stdout.splitlines()) if not line.startswith(MASK))
@@ -65,6 +82,7 @@ def test_secret_values_appear_only_in_add_mask_lines(
                     f"key line: {PEM_BODY[0]}",
                     PEM_BODY[1],
                     f"Authorization: Bearer {fake_cluster.token}",
+                    *(f"leaked as {name}: {text}" for name, text in encoded_canaries().items()),
                     "RuntimeError: cannot connect",
                 ],
             ),
@@ -82,10 +100,12 @@ def test_secret_values_appear_only_in_add_mask_lines(
         # The log was shown (redacted), so the test really exercised the leak path.
         assert "RuntimeError: cannot connect" in run.summary
         assert "connecting with password" in run.summary and "connecting with password" in run.stdout
+        for name in encoded_canaries():  # every encoded line was shown, redacted
+            assert f"leaked as {name}: ***" in run.stdout and f"leaked as {name}: ***" in run.summary
     assert_no_canary_leaks(run, fake_cluster)
     # The values did reach the cluster: redaction hides them from people, not from the pipeline.
     secret = fake_cluster.get("Secret", "db-credentials", "two-stage")
-    assert secret is not None and set(secret["data"]) == {"DB_PASSWORD", "TLS_KEY"}
+    assert secret is not None and set(secret["data"]) == {"DB_PASSWORD", "TLS_KEY", "DB_URI"}
 
 
 def test_secret_values_stay_hidden_when_the_input_is_invalid(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bodywork_action.github import workflow
-from testing.github_files import parse_output_file
+from testing.github_files import parse_output_file, unescape_command_data
 
 CANARY_TOKEN = "canary-token-7f3a9c1e5b"
 CANARY_KEY_PEM = (
@@ -138,14 +138,6 @@ def test_the_action_names_unset_and_empty_secret_variables_but_never_a_value(tmp
 # ----------------------------------------------------------------------------------------------- masks
 
 
-def runner_unescape_data(data: str) -> str:
-    """What actions/runner does to command data (ActionCommand.UnescapeData): these replacements, in
-    this order, on the whole string."""
-    for escaped, token in (("%0D", "\r"), ("%0A", "\n"), ("%25", "%")):
-        data = data.replace(escaped, token)
-    return data
-
-
 @pytest.mark.parametrize(
     "value",
     [
@@ -160,7 +152,7 @@ def test_add_mask_values_are_registered_exactly_as_the_runner_unescapes_them(val
     commands = workflow.format_mask_commands(value)
 
     assert all(line.startswith("::add-mask::") and "\n" not in line and "\r" not in line for line in commands)
-    registered = {runner_unescape_data(line.removeprefix("::add-mask::")) for line in commands}
+    registered = {unescape_command_data(line.removeprefix("::add-mask::")) for line in commands}
     expected = {line for line in value.splitlines() if line.strip()}
     assert registered == expected
     # And through ActionLog: the redactor knows the raw value, the log holds only escaped mask lines.

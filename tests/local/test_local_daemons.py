@@ -260,3 +260,23 @@ def test_a_detached_service_log_is_redacted_and_private(project: Project) -> Non
     text = log.read_text()
     assert "leak leaked everything" in text
     assert_redacted(text)
+
+
+def test_an_executed_notebook_is_rewritten_redacted_and_private(tmp_path: Path) -> None:
+    # What nbconvert leaves in the run directory: cell output as JSON strings (the secret JSON-escaped).
+    from bodywork_action.local.runner import redact_file
+    from bodywork_action.redact import Redactor
+
+    executed = tmp_path / "notebook.ipynb"
+    outputs = [{"output_type": "stream", "name": "stdout", "text": [f"password: {SECRET}\n", "done\n"]}]
+    executed.write_text(json.dumps({"cells": [{"cell_type": "code", "outputs": outputs}]}, indent=1))
+    executed.chmod(0o644)
+
+    redact_file(executed, Redactor([SECRET]))
+
+    text = executed.read_text()
+    assert SECRET not in json.loads(text)["cells"][0]["outputs"][0]["text"][0]
+    assert json.loads(text)["cells"][0]["outputs"][0]["text"] == ["password: ***\n", "done\n"]
+    assert stat.S_IMODE(executed.stat().st_mode) == 0o600
+    redact_file(tmp_path / "missing.ipynb", Redactor([SECRET]))  # no notebook written: nothing to do
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notebook.ipynb"]
