@@ -34,8 +34,13 @@ class ConfigProblem:
     message: str
     severity: Severity = Severity.ERROR
 
+    @property
+    def location(self) -> str:
+        """``file:line:col``, or just the file for a problem with the file itself (line 0)."""
+        return f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+
     def format(self) -> str:
-        where = f"{visible(self.file)}:{self.line}:{self.column}"
+        where = visible(self.location)
         label = "" if self.severity is Severity.ERROR else "warning: "
         return f"{where}: {label}{visible(self.path) or '<document>'}: {visible(self.message)}"
 
@@ -82,16 +87,34 @@ class SecretKeyRef:
 
 
 class MissingSecrets(InputError):
-    """Secret keys that stages need and that exist nowhere; raised before anything is created."""
+    """Secret keys that stages need and that exist nowhere; raised before anything is created.
+
+    The message tells a CLI user how to supply them; ``for_action()`` says it in the action's terms.
+    """
 
     def __init__(self, namespace: str, missing: Sequence[SecretKeyRef]) -> None:
         self.namespace = namespace
         self.missing = tuple(missing)
-        listed = ", ".join(f"{m.secret}/{m.key}" for m in self.missing)
         super().__init__(
+            f"{self._found()}; supply them with --secret NAME=KEY1,KEY2 (values from the environment) "
+            "or create them first. Nothing was created."
+        )
+
+    def _found(self) -> str:
+        listed = ", ".join(f"{m.secret}/{m.key}" for m in self.missing)
+        return (
             f"{len(self.missing)} secret key(s) needed by the pipeline are missing in namespace "
-            f"{namespace!r}: {listed}; supply them with --secret NAME=KEY1,KEY2 (values from the "
-            "environment) or create them first. Nothing was created."
+            f"{self.namespace!r}: {listed}"
+        )
+
+    def for_action(self) -> str:
+        by_secret: dict[str, list[str]] = {}
+        for ref in self.missing:
+            by_secret.setdefault(ref.secret, []).append(ref.key)
+        lines = "; ".join(f"{name}: {', '.join(keys)}" for name, keys in by_secret.items())
+        return (
+            f"{self._found()}; add them to the step's `secrets` input ({lines}) with each value in the "
+            "step's env, or create them in the namespace first. Nothing was created."
         )
 
 

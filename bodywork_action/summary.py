@@ -381,7 +381,7 @@ def render_invalid_config_summary(
     ]
     for problem in [*errors, *warnings]:
         icon = "❌" if problem.severity is Severity.ERROR else "⚠️"
-        location = format_code_span(f"{redactor.redact(problem.file)}:{problem.line}:{problem.column}")
+        location = format_code_span(redactor.redact(problem.location))
         field = format_code_span(redactor.redact(problem.path)) if problem.path else "(document)"
         lines.append(
             f"| {icon} | {location} | {field} | {escape_markdown(redactor.redact(problem.message))} |"

@@ -127,3 +127,10 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_missing_file_is_reported_without_an_invented_position(tmp_path: Path) -> None:
+    code, out, _ = run("validate", "-f", str(tmp_path / "nope.yaml"))
+    assert code == 2
+    first = out.splitlines()[0]
+    assert first.startswith(f"{tmp_path / 'nope.yaml'}: ") and ":0:0" not in first and ":1:1" not in first
