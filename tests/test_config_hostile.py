@@ -22,8 +22,7 @@ from bodywork_action.config import (
     validate_config,
 )
 from bodywork_action.errors import ConfigProblem, InputError, Severity
-
-from .test_config import VALID, edit, line_of
+from testing.config_documents import VALID, edit, line_of
 
 HOSTILE = Path(__file__).parent / "data" / "hostile"
 

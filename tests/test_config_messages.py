@@ -8,8 +8,7 @@ import pytest
 
 from bodywork_action.config import _split_schema, compile_schema, validate_config
 from bodywork_action.errors import ConfigProblem, Severity
-
-from .test_config import VALID, edit, line_of, only_error
+from testing.config_documents import VALID, edit, line_of, only_error
 
 
 def yaml_error(text: str) -> ConfigProblem:

@@ -29,8 +29,6 @@ NOT_YET_MOVED = {
     ("tests/mlflow/test_mlflow_sentry.py", "tests.mlflow.conftest"),
     ("tests/mlflow/test_mlflow_sqlite.py", "tests.mlflow.conftest"),
     ("tests/realnode/test_real_pods.py", "tests.realnode.conftest"),
-    ("tests/test_config_hostile.py", "tests.test_config"),
-    ("tests/test_config_messages.py", "tests.test_config"),
 }
 
 
