@@ -214,6 +214,8 @@ def main() -> int:
                 3,
             )
         engine.docker("image", "rm", "--force", TAG, check=False)
+        # The cold builds left images nothing tags any more: don't let them fill the cache's disk.
+        engine.docker("image", "prune", "--force", check=False)
     bench.finish()
     return 0
 

@@ -35,6 +35,8 @@ def engine() -> Iterator[Engine]:
     try:
         yield running
     finally:
+        # Images a rebuild left untagged would pile up in ~/.cache run after run.
+        running.docker("image", "prune", "--force", check=False)
         holder.__exit__(None, None, None)
 
 
