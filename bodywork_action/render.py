@@ -117,12 +117,13 @@ SECRET_VALUE_REDACTED = "<redacted>"
 # --- timing ---------------------------------------------------------------------------------------
 # max_completion_time_seconds limits one attempt of the stage's module, as it did in Bodywork (whose
 # limit covered the script, not the clone or the pip install). The bootstrap enforces it exactly, from
-# the moment the module starts (an alarm that survives exec; the attempt ends with exit code 142). The
-# pod's own activeDeadlineSeconds adds this allowance for scheduling, image pull, the clone and the pip
-# install, as a backstop for an attempt that hangs before its module starts.
+# the moment the module starts: it runs the module as its child, stops it when its time is up (SIGTERM,
+# then SIGKILL after a grace) and ends the attempt with exit code 142. The pod's own
+# activeDeadlineSeconds adds this allowance for scheduling, image pull, the clone and the pip install,
+# as a backstop for an attempt that hangs before its module starts.
 JOB_ATTEMPT_STARTUP_ALLOWANCE_SECONDS = 300
-# How a stage's module ends when it runs past max_completion_time_seconds: killed by SIGALRM (128 + 14).
-TIME_LIMIT_EXIT_CODE = verdicts.TIME_LIMIT_EXIT_CODE
+TIME_LIMIT_EXIT_CODE = verdicts.TIME_LIMIT_EXIT_CODE  # an attempt stopped at its limit (128 + SIGALRM)
+TIME_LIMIT_STOP_GRACE_SECONDS = 10  # between SIGTERM and SIGKILL for a module past its limit
 # Kubernetes waits 10 s, 20 s, 40 s … (capped at 6 min) before re-creating a failed Job pod; that wait
 # counts against activeDeadlineSeconds too.
 JOB_RETRY_BACKOFF_BASE_SECONDS = 10
@@ -145,7 +146,8 @@ _NOT_LABEL_VALUE_CHARS = re.compile(r"[^-A-Za-z0-9_.]+")
 # The stage container's program. A constant: it holds no user data; requirements, module path and
 # args arrive as argv elements:
 # sys.argv = ["-c", module_path, time_limit_seconds, requirement_count, *requirements, *args].
-BOOTSTRAP_PROGRAM = """\
+BOOTSTRAP_PROGRAM = (
+    """\
 import os, signal, subprocess, sys
 module_path, time_limit, requirement_count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 requirements = sys.argv[4 : 4 + requirement_count]
@@ -161,16 +163,37 @@ directory, file_name = os.path.split(module_path)
 os.chdir(directory or ".")
 if file_name.startswith("-"):
     file_name = "./" + file_name
-if time_limit > 0:
-    print("bodywork-action: running " + module_path + " (time limit " + str(time_limit) + " s)", flush=True)
-    signal.alarm(time_limit)  # survives exec: the module itself is stopped once its time is up
-else:
-    print("bodywork-action: running " + module_path, flush=True)
 if file_name.endswith(".ipynb"):
     jupyter = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute"]
-    os.execv(sys.executable, [*jupyter, "--output-dir", "NOTEBOOK_OUTPUT_DIR", file_name])
-os.execv(sys.executable, [sys.executable, file_name, *args])
+    command = [*jupyter, "--output-dir", "NOTEBOOK_OUTPUT_DIR", file_name]
+else:
+    command = [sys.executable, file_name, *args]
+if time_limit <= 0:
+    print("bodywork-action: running " + module_path, flush=True)
+    os.execv(sys.executable, command)
+# A time limit needs a parent that outlives the module: in a container the module would be PID 1,
+# which ignores signals it has no handler for (an alarm, a SIGTERM from here) - so it runs as a child.
+print("bodywork-action: running " + module_path + " (time limit " + str(time_limit) + " s)", flush=True)
+child = subprocess.Popen(command)
+for forwarded in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(forwarded, lambda signum, frame: child.send_signal(signum))
+try:
+    code = child.wait(timeout=time_limit)
+except subprocess.TimeoutExpired:
+    message = " ran past its time limit of " + str(time_limit) + " s (max_completion_time_seconds); stopped"
+    print("bodywork-action: " + module_path + message, file=sys.stderr, flush=True)
+    child.terminate()
+    try:
+        child.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    sys.exit(TIME_LIMIT_EXIT_CODE)
+sys.exit(code if code >= 0 else 128 - code)
 """.replace("NOTEBOOK_OUTPUT_DIR", NOTEBOOK_OUTPUT_DIR)
+    .replace("STOP_GRACE_SECONDS", str(TIME_LIMIT_STOP_GRACE_SECONDS))
+    .replace("TIME_LIMIT_EXIT_CODE", str(TIME_LIMIT_EXIT_CODE))
+)
 
 
 # --- names and values -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from bodywork_action.results import EventRecord
 
 Obj = Mapping[str, Any]
 
-# A stage module stopped by the bootstrap's alarm (128 + SIGALRM): it ran past its time limit.
+# The exit code of an attempt the bootstrap stopped at its time limit (128 + SIGALRM, by convention).
 TIME_LIMIT_EXIT_CODE = 142
 
 # Container "waiting" reasons that never clear up by waiting: fail the stage at once.

@@ -583,9 +583,34 @@ def test_a_zero_completion_time_means_no_deadline() -> None:
 def test_the_bootstrap_stops_a_module_that_runs_past_its_time_limit(tmp_path: Path) -> None:
     (tmp_path / "slow.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(600)\n")
     done = _run_bootstrap(["slow.py", "1", "0"], cwd=tmp_path)
-    assert done.returncode == -signal.SIGALRM  # in a container: exit code 142, TIME_LIMIT_EXIT_CODE
-    assert render.TIME_LIMIT_EXIT_CODE == 128 + signal.SIGALRM
+    assert done.returncode == render.TIME_LIMIT_EXIT_CODE == 128 + signal.SIGALRM
     assert "running slow.py (time limit 1 s)" in done.stdout and "started" in done.stdout
+    assert "slow.py ran past its time limit of 1 s" in done.stderr
+
+
+def test_the_bootstrap_gives_a_limited_module_its_exit_code_and_forwards_sigterm(tmp_path: Path) -> None:
+    (tmp_path / "fail.py").write_text("raise SystemExit(7)\n")
+    assert _run_bootstrap(["fail.py", "60", "0"], cwd=tmp_path).returncode == 7
+    (tmp_path / "graceful.py").write_text(
+        "import signal, sys, time\n"
+        "print('ready', flush=True)\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))\n"
+        "print('handling', flush=True)\ntime.sleep(600)\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    process = subprocess.Popen(
+        [sys.executable, "-c", render.BOOTSTRAP_PROGRAM, "graceful.py", "600", "0"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    with process.stdout:
+        assert "time limit 600 s" in process.stdout.readline()
+        assert [process.stdout.readline(), process.stdout.readline()] == ["ready\n", "handling\n"]
+        process.send_signal(signal.SIGTERM)  # what the kubelet sends PID 1 when the pod is stopped
+        assert process.wait(timeout=60) == 3  # the module got it and chose its exit code
 
 
 def test_jobs_are_not_garbage_collected_by_ttl_because_we_prune_them() -> None:
