@@ -170,21 +170,38 @@ def _is_ours(pid: int, pid_file: Path) -> bool:
     return Path(argv[0].decode(errors="replace")).name == name and str(RUN_DIR).encode() in b" ".join(argv)
 
 
+# The daemons this process started, kept referenced (a collected Popen of a running process warns, and
+# the tests turn warnings into errors) and waited for when this process stops them.
+_DAEMONS: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def _stop(pid_file: Path) -> None:
     """SIGTERM the process named in ``pid_file`` (one this module started), SIGKILL after a grace time."""
     pid = _pid(pid_file)
     if pid is None or not _alive(pid) or not _is_ours(pid, pid_file):
         pid_file.unlink(missing_ok=True)
+        _reap(pid)
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
     while time.monotonic() < deadline and _alive(pid):
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+        if pid in _DAEMONS:
+            _DAEMONS[pid].poll()
+        else:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
     if _alive(pid):
         os.kill(pid, signal.SIGKILL)
+    _reap(pid)
     pid_file.unlink(missing_ok=True)
+
+
+def _reap(pid: int | None) -> None:
+    daemon = _DAEMONS.pop(pid, None) if pid is not None else None
+    if daemon is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            daemon.wait(timeout=STOP_TIMEOUT)
 
 
 def _start() -> None:
@@ -216,6 +233,7 @@ def _start() -> None:
             env=env,
             start_new_session=True,
         )
+        _DAEMONS[containerd.pid] = containerd
         (RUN_DIR / "containerd.pid").write_text(str(containerd.pid))
         deadline = time.monotonic() + START_TIMEOUT
         while not CONTAINERD_SOCKET.exists():
@@ -244,6 +262,7 @@ def _start() -> None:
             env=env,
             start_new_session=True,
         )
+    _DAEMONS[dockerd.pid] = dockerd
     host = f"unix://{SOCKET}"
     deadline = time.monotonic() + START_TIMEOUT
     while not _answers(host):
