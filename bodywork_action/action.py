@@ -196,7 +196,15 @@ def _delete(validated: _Validated, environ: Mapping[str, str], run: _Run) -> int
 
     pipeline, namespace = validated.pipeline, validated.namespace
     with _kube_target(validated, environ) as target:
-        deleted = delete_pipeline(pipeline, target=target, namespace=namespace, environ=environ)
+        deleted = delete_pipeline(
+            pipeline,
+            target=target,
+            namespace=namespace,
+            environ=environ,
+            lock_timeout_seconds=validated.inputs.lock_timeout_seconds,
+            run_url=run.github.run_url,
+            report=run.log.info,
+        )
     lines = report.format_delete_lines(deleted)
     for line in lines:
         run.log.info(line)
@@ -235,6 +243,8 @@ def _deploy(validated: _Validated, environ: Mapping[str, str], run: _Run, *, dry
                 cancel=cancel,
                 config_dir=_config_dir(inputs.config),
                 environ=environ,
+                timeout_seconds=inputs.timeout_minutes * 60,
+                lock_timeout_seconds=inputs.lock_timeout_seconds,
             )
     finally:
         deadline.cancel()

@@ -188,6 +188,7 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
             cancel=cancel,
             config_dir=_config_dir(args),
             environ=io.environ,
+            lock_timeout_seconds=args.lock_timeout,
         )
     finally:
         for sig, handler in previous.items():
@@ -216,6 +217,7 @@ def cmd_status(args: argparse.Namespace, io: Streams) -> int:
 
 def cmd_delete(args: argparse.Namespace, io: Streams) -> int:
     from bodywork_action import config, report
+    from bodywork_action.github.inputs import read_github_context
     from bodywork_action.kube.inventory import delete_pipeline
 
     pipeline = config.load_pipeline(Path(args.file), strict=args.strict)
@@ -225,6 +227,9 @@ def cmd_delete(args: argparse.Namespace, io: Streams) -> int:
         namespace=args.namespace or "",
         dry_run=args.dry_run,
         environ=io.environ,
+        lock_timeout_seconds=args.lock_timeout,
+        run_url=read_github_context(io.environ).run_url,
+        report=lambda line: io.print(f"== {line}"),
     )
     for line in report.format_delete_lines(outcome):
         io.print(line)
@@ -360,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument(
         "--dry-run", action="store_true", help="send every object with dryRun=All: validates, creates nothing"
     )
+    _add_lock_argument(deploy)
     deploy.set_defaults(handler=cmd_deploy)
 
     status = commands.add_parser("status", help="show what is deployed for this pipeline, per stage")
@@ -379,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--namespace", metavar="NS", help="delete from NS instead of the pipeline's namespace"
     )
     delete.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    _add_lock_argument(delete)
     delete.set_defaults(handler=cmd_delete)
 
     run = commands.add_parser(
@@ -418,6 +425,29 @@ def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)",
     )
     parser.add_argument("--context", metavar="NAME", help="kubeconfig context (default: the current one)")
+
+
+def _lock_timeout(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, found {text!r}") from None
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, found {text!r}")
+    return seconds
+
+
+def _add_lock_argument(parser: argparse.ArgumentParser) -> None:
+    from bodywork_action.options import DEFAULT_LOCK_TIMEOUT_SECONDS
+
+    parser.add_argument(
+        "--lock-timeout",
+        type=_lock_timeout,
+        default=float(DEFAULT_LOCK_TIMEOUT_SECONDS),
+        metavar="SECONDS",
+        help="one deploy or delete of a pipeline at a time (a Lease in its namespace): how long to wait "
+        "for another run holding it before failing with its name (default: %(default).0f)",
+    )
 
 
 def _add_secret_arguments(parser: argparse.ArgumentParser, *, with_group: bool = True) -> None:

@@ -10,6 +10,10 @@ from collections.abc import Iterable
 from bodywork_action.errors import InputError
 from bodywork_action.model import Pipeline
 
+# One deploy (or delete) of a pipeline at a time: how long a second run waits for the Lease by
+# default (the CLI's --lock-timeout, the action's lock-timeout-seconds).
+DEFAULT_LOCK_TIMEOUT_SECONDS = 300
+
 
 def _service_stages(pipeline: Pipeline) -> list[str]:
     return [stage.name for stage in pipeline.dag_stages if stage.service is not None]

@@ -7,6 +7,7 @@ pipeline): nothing else is ever replaced, pruned or deleted, whatever its name.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -48,6 +49,39 @@ def is_owned(obj: Mapping[str, Any], pipeline_label: str) -> bool:
     return labels.get(render.LABEL_MANAGED_BY) == render.MANAGED_BY and labels.get(render.LABEL_PART_OF) == (
         pipeline_label
     )
+
+
+def is_same_object(manifest: Mapping[str, Any], found: Mapping[str, Any]) -> bool:
+    """Is ``found`` the object ``manifest`` describes, as a create whose answer was lost left it?
+
+    Every label and annotation we sent is there with our value (for Jobs that includes this
+    deployment's id; for a Deployment the pod template's restart token, unique per deploy), and a
+    Secret holds exactly the data we sent. Fields the API server adds are ignored."""
+
+    def contains(sent: Mapping[str, Any] | None, stored: Mapping[str, Any] | None) -> bool:
+        return all((stored or {}).get(key) == value for key, value in (sent or {}).items())
+
+    sent_meta = manifest.get("metadata") or {}
+    stored_meta = found.get("metadata") or {}
+    if not (
+        contains(sent_meta.get("labels"), stored_meta.get("labels"))
+        and contains(sent_meta.get("annotations"), stored_meta.get("annotations"))
+    ):
+        return False
+    sent_template = ((manifest.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    stored_template = ((found.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    if not contains(sent_template.get("annotations"), stored_template.get("annotations")):
+        return False
+    if manifest.get("kind") == "Secret":
+        sent_data = dict(manifest.get("data") or {})
+        sent_data.update(
+            {
+                key: base64.b64encode(str(value).encode()).decode()
+                for key, value in (manifest.get("stringData") or {}).items()
+            }
+        )
+        return sent_data == dict(found.get("data") or {})
+    return True
 
 
 def is_terminating(obj: Mapping[str, Any]) -> bool:

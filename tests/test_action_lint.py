@@ -27,7 +27,7 @@ YAML_FILES = [ACTION, *WORKFLOWS, *EXAMPLES, ROOT / ".yamllint.yaml", ROOT / "ex
 EXPECTED_INPUTS = {
     "kubeconfig", "context", "config", "command", "secrets", "secrets-group", "namespace",
     "repository-url", "commit", "git-credentials-secret", "ingress-class", "smoke-test", "mlflow-stage",
-    "strict", "timeout-minutes",
+    "strict", "timeout-minutes", "lock-timeout-seconds",
 }  # fmt: skip
 EXPECTED_OUTPUTS = {"status", "namespace", "stages", "service-urls", "service-url", "mlflow-url", "summary"}
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")

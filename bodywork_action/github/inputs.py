@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bodywork_action.errors import InputError
+from bodywork_action.options import DEFAULT_LOCK_TIMEOUT_SECONDS
 from bodywork_action.redact import SecretValue
 from bodywork_action.secret_groups import SecretRequest, parse_secrets_input
 
@@ -42,6 +43,7 @@ class ActionInputs:
     mlflow_stage: str = ""
     strict: bool = False
     timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES
+    lock_timeout_seconds: int = DEFAULT_LOCK_TIMEOUT_SECONDS
 
 
 def read_action_inputs(environ: Mapping[str, str]) -> ActionInputs:
@@ -65,6 +67,9 @@ def read_action_inputs(environ: Mapping[str, str]) -> ActionInputs:
         strict=read_bool_input(environ, "strict", default=False),
         timeout_minutes=read_int_input(
             environ, "timeout-minutes", default=DEFAULT_TIMEOUT_MINUTES, minimum=1
+        ),
+        lock_timeout_seconds=read_int_input(
+            environ, "lock-timeout-seconds", default=DEFAULT_LOCK_TIMEOUT_SECONDS, minimum=0
         ),
     )
 

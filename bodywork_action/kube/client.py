@@ -6,20 +6,28 @@ client's model objects. Requests go through the real client's configuration, aut
 (``ApiClient.param_serialize`` + ``call_api``) with JSON bodies, which keeps every kind generic.
 
 Errors are translated here, once: 401/403 → ``ClusterAuthError`` naming the refused verb and resource,
-no connection → ``ClusterUnreachable``, anything else → ``ClusterError`` (409 → ``ClusterConflict``).
+a cluster that never answered at all → ``ClusterUnreachable`` (exit 2: the kubeconfig is probably
+wrong), one that answered and then went away for longer than the deploy may wait → ``ClusterOutage``
+(exit 1: the deploy failed), anything else → ``ClusterError`` (409 → ``ClusterConflict``).
 The API's own text is used only when the body is a ``Status``, and cut short (kopf's rule: a body
 that is not a Status may hold anything, secrets included).
 
 Retries (``decide_retry``) and watch reconnects (``decide_watch_reconnect``) are pure functions of
-(what went wrong, attempt); the loops here only carry the decisions out.
+(what went wrong, attempt, time left, jitter); the loops here only carry the decisions out. Waiting
+for an API server that stopped answering is bounded by the deploy's remaining time (``Cluster.deadline``),
+not by a count. A create is not idempotent: after a 5xx or a lost connection it is read back by name,
+and an object that is ours (``is_ours``) counts as created.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -28,6 +36,7 @@ from typing import Any, TypedDict
 from urllib.parse import quote
 
 from bodywork_action.errors import (
+    EXIT_DEPLOYMENT_FAILED,
     ClusterAuthError,
     ClusterConflict,
     ClusterError,
@@ -84,8 +93,9 @@ JOB = Kind("Job", "batch/v1", "jobs")
 DEPLOYMENT = Kind("Deployment", "apps/v1", "deployments")
 REPLICA_SET = Kind("ReplicaSet", "apps/v1", "replicasets")
 INGRESS = Kind("Ingress", "networking.k8s.io/v1", "ingresses")
+LEASE = Kind("Lease", "coordination.k8s.io/v1", "leases")
 KINDS: Mapping[str, Kind] = {
-    k.kind: k for k in (NAMESPACE, SECRET, POD, EVENT, SERVICE, JOB, DEPLOYMENT, REPLICA_SET, INGRESS)
+    k.kind: k for k in (NAMESPACE, SECRET, POD, EVENT, SERVICE, JOB, DEPLOYMENT, REPLICA_SET, INGRESS, LEASE)
 }
 
 
@@ -99,7 +109,8 @@ def kind_of(manifest: Mapping[str, Any]) -> Kind:
 class Failure(str, Enum):
     UNREACHABLE = "unreachable"  # no response at all (refused, reset, timed out)
     THROTTLED = "throttled"  # 429: the server did not process the request
-    SERVER = "server"  # 5xx
+    UNAVAILABLE = "unavailable"  # 502 / 503 / 504: the server (or what fronts it) is away for now
+    SERVER = "server"  # any other 5xx: a server error that may or may not go away
     OTHER = "other"  # any other status: retrying won't change it
 
 
@@ -109,7 +120,12 @@ class RetryDecision:
     delay_seconds: float = 0.0
 
 
-MAX_ATTEMPTS = {Failure.UNREACHABLE: 3, Failure.THROTTLED: 6, Failure.SERVER: 4, Failure.OTHER: 1}
+# Failures that mean "the API server is away for now": retried for as long as the deploy may still
+# wait (its remaining time), once the cluster has answered at least once. A cluster that never
+# answered gets UNREACHED_MAX_ATTEMPTS quick tries: its address is probably wrong.
+WAIT_OUT = frozenset({Failure.UNREACHABLE, Failure.THROTTLED, Failure.UNAVAILABLE})
+UNREACHED_MAX_ATTEMPTS = 3
+SERVER_MAX_ATTEMPTS = 6  # a 500 that persists is a server bug, not an outage
 RETRY_BASE_DELAY_SECONDS = 0.2
 RETRY_MAX_DELAY_SECONDS = 10.0
 
@@ -119,25 +135,50 @@ def classify_failure(status: int | None) -> Failure:
         return Failure.UNREACHABLE
     if status == 429:
         return Failure.THROTTLED
+    if status in (502, 503, 504):
+        return Failure.UNAVAILABLE
     if status >= 500:
         return Failure.SERVER
     return Failure.OTHER
 
 
+def backoff_seconds(attempt: int, jitter: float) -> float:
+    """Exponential back-off after failed ``attempt`` (1-based), capped, with "equal jitter":
+    between half and all of the step, so that many clients (or stages) do not retry in lock-step."""
+    step = min(RETRY_BASE_DELAY_SECONDS * 2.0 ** min(attempt - 1, 30), RETRY_MAX_DELAY_SECONDS)
+    return step * (0.5 + 0.5 * min(max(jitter, 0.0), 1.0))
+
+
 def decide_retry(
-    failure: Failure, attempt: int, *, idempotent: bool, retry_after_seconds: float | None = None
+    failure: Failure,
+    attempt: int,
+    *,
+    idempotent: bool,
+    retry_after_seconds: float | None = None,
+    remaining_seconds: float = math.inf,
+    reached: bool = True,
+    jitter: float = 1.0,
 ) -> RetryDecision:
     """Retry after failed ``attempt`` (1-based)? 429 never reached the handler, so it is retried for
-    every verb; 5xx and lost connections only when repeating is safe (``idempotent``: the caller
-    passes True for a connection that was refused before anything was sent)."""
-    if failure is Failure.OTHER or attempt >= MAX_ATTEMPTS[failure]:
+    every verb; 5xx and lost connections only when repeating is safe (``idempotent``: reads, PUT
+    with a resourceVersion, DELETE, a connection refused before anything was sent, or a create
+    whose caller reads it back). The API server being away (no answer, 429, 502/503/504) is waited
+    out while ``remaining_seconds`` allows; a cluster that never answered (``reached`` False) gets
+    a few quick attempts only. ``Retry-After`` is honoured (capped), never shortened by jitter."""
+    if failure is Failure.OTHER:
         return RetryDecision(False)
-    if failure in (Failure.SERVER, Failure.UNREACHABLE) and not idempotent:
+    if failure in (Failure.SERVER, Failure.UNAVAILABLE, Failure.UNREACHABLE) and not idempotent:
         return RetryDecision(False)
-    delay = RETRY_BASE_DELAY_SECONDS * 2 ** (attempt - 1)
+    if not reached and failure is Failure.UNREACHABLE and attempt >= UNREACHED_MAX_ATTEMPTS:
+        return RetryDecision(False)
+    if failure is Failure.SERVER and attempt >= SERVER_MAX_ATTEMPTS:
+        return RetryDecision(False)
+    delay = backoff_seconds(attempt, jitter)
     if retry_after_seconds is not None:
-        delay = retry_after_seconds
-    return RetryDecision(True, min(max(delay, 0.0), RETRY_MAX_DELAY_SECONDS))
+        delay = min(max(retry_after_seconds, 0.0), RETRY_MAX_DELAY_SECONDS)
+    if delay >= remaining_seconds:
+        return RetryDecision(False)
+    return RetryDecision(True, delay)
 
 
 class WatchEnd(str, Enum):
@@ -160,18 +201,31 @@ class WatchDecision:
     delay_seconds: float = 0.0
 
 
-MAX_WATCH_RECONNECTS = 6  # consecutive failed reconnects before the cluster counts as unreachable
+WATCH_MAX_DELAY_SECONDS = 5.0
 
 
-def decide_watch_reconnect(end: WatchEnd, attempt: int) -> WatchDecision:
-    """What to do after a watch stream ended; ``attempt`` counts consecutive failures (1-based)."""
+def decide_watch_reconnect(
+    end: WatchEnd, attempt: int, *, remaining_seconds: float = math.inf, jitter: float = 1.0
+) -> WatchDecision:
+    """What to do after a watch stream ended; ``attempt`` counts consecutive failures (1-based).
+
+    A dropped or refused-for-now stream is re-opened with back-off for as long as the deploy has
+    time left (``remaining_seconds``), however many times that takes."""
     if end is WatchEnd.CLOSED:
         return WatchDecision(WatchAction.RESUME)
     if end is WatchEnd.GONE:
         return WatchDecision(WatchAction.RELIST)
-    if end is WatchEnd.REFUSED or attempt > MAX_WATCH_RECONNECTS:
+    if end is WatchEnd.REFUSED or remaining_seconds <= 0:
         return WatchDecision(WatchAction.GIVE_UP)
-    return WatchDecision(WatchAction.RESUME, min(RETRY_BASE_DELAY_SECONDS * 2 ** (attempt - 1), 5.0))
+    delay = min(backoff_seconds(attempt, jitter), WATCH_MAX_DELAY_SECONDS, remaining_seconds)
+    return WatchDecision(WatchAction.RESUME, delay)
+
+
+class ClusterOutage(ClusterError):
+    """The API server answered earlier and then stopped answering for longer than the deploy may
+    wait: the deploy failed (exit 1); what was applied is reported."""
+
+    exit_code = EXIT_DEPLOYMENT_FAILED
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -345,17 +399,156 @@ class RequestCounter:
 Sleep = Callable[[float], Any]
 
 
-class Cluster:
-    """Plain-dict access to one API server. Thread-safe: stages of a step share it."""
+# Progress while the API server is away: the first line once it has been away this long, then one
+# line every OUTAGE_REPORT_EVERY_SECONDS (with 10 % of requests failing, single failures stay quiet).
+OUTAGE_REPORT_AFTER_SECONDS = 3.0
+OUTAGE_REPORT_EVERY_SECONDS = 10.0
+# After cancel (Ctrl+C, the action's timeout) requests are still retried this long, so the clean-up
+# (deleting a running Job) gets through a blip, but never for the rest of an outage.
+CANCEL_RETRY_GRACE_SECONDS = 5.0
 
-    def __init__(self, api_client: Any, *, server: str, sleep: Sleep | None = None) -> None:
+
+class Cluster:
+    """Plain-dict access to one API server. Thread-safe: stages of a step share it.
+
+    ``deadline`` (a ``time.monotonic()`` value, None: none) bounds how long any request waits for
+    an API server that is away; ``cancel`` ends that wait early; ``on_wait`` receives a progress
+    line while it waits."""
+
+    def __init__(
+        self,
+        api_client: Any,
+        *,
+        server: str,
+        sleep: Sleep | None = None,
+        deadline: float | None = None,
+        cancel: threading.Event | None = None,
+        on_wait: Callable[[str], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._api = api_client
         self.server = server
         self._sleep: Sleep = sleep or threading.Event().wait
         self.requests = RequestCounter()
+        self.deadline = deadline
+        self.cancel = cancel
+        self.on_wait = on_wait
+        self._monotonic = monotonic
+        self._random = random.Random()
+        self._state_lock = threading.Lock()
+        self.reached = False  # set by the first HTTP answer of any kind
+        self._away_since: float | None = None
+        self._away_reported: float | None = None
+        self._cancelled_at: float | None = None
+        self.retries = 0  # requests repeated after a failure (for tests and the benchmark)
+        self.read_backs = 0  # creates resolved by reading the object back
 
     def close(self) -> None:
         self._api.close()
+
+    # --- time and waiting -------------------------------------------------------------------
+    def remaining_seconds(self) -> float:
+        """How long a request may still wait for the API server (inf without a deadline)."""
+        now = self._monotonic()
+        limit = math.inf if self.deadline is None else self.deadline - now
+        if self.cancel is not None and self.cancel.is_set():
+            with self._state_lock:
+                if self._cancelled_at is None:
+                    self._cancelled_at = now
+                cancelled_at = self._cancelled_at
+            limit = min(limit, cancelled_at + CANCEL_RETRY_GRACE_SECONDS - now)
+        return limit
+
+    def jitter(self) -> float:
+        with self._state_lock:
+            return self._random.random()
+
+    def _answered(self) -> None:
+        with self._state_lock:
+            self.reached = True
+            away, self._away_since, self._away_reported = self._away_since, None, None
+        if (
+            away is not None
+            and self.on_wait is not None
+            and self._monotonic() - away >= (OUTAGE_REPORT_AFTER_SECONDS)
+        ):
+            self.on_wait(
+                f"the API server at {self.server} answers again after {self._monotonic() - away:.0f}s"
+            )
+
+    def _failed(self, failure: Failure, verb: str, resource: str) -> None:
+        if failure not in WAIT_OUT or failure is Failure.THROTTLED:
+            return
+        now = self._monotonic()
+        with self._state_lock:
+            if self._away_since is None:
+                self._away_since = now
+            away = now - self._away_since
+            due = away >= OUTAGE_REPORT_AFTER_SECONDS and (
+                self._away_reported is None or now - self._away_reported >= OUTAGE_REPORT_EVERY_SECONDS
+            )
+            if due:
+                self._away_reported = now
+        if due and self.on_wait is not None:
+            remaining = self.remaining_seconds()
+            left = "" if math.isinf(remaining) else f"; waiting up to {max(remaining, 0):.0f}s more"
+            self.on_wait(
+                f"the API server at {self.server} has not answered for {away:.0f}s "
+                f"(last: {verb} {resource}){left}"
+            )
+
+    def away_seconds(self) -> float:
+        with self._state_lock:
+            since = self._away_since
+        return 0.0 if since is None else self._monotonic() - since
+
+    def decide(
+        self, failure: Failure, attempt: int, *, idempotent: bool, retry_after: float | None = None
+    ) -> RetryDecision:
+        """``decide_retry`` with this cluster's time left, reachability and a fresh jitter."""
+        return decide_retry(
+            failure,
+            attempt,
+            idempotent=idempotent,
+            retry_after_seconds=retry_after,
+            remaining_seconds=self.remaining_seconds(),
+            reached=self.reached,
+            jitter=self.jitter(),
+        )
+
+    def pause(self, seconds: float) -> None:
+        self.retries += 1
+        if self.cancel is not None:
+            self.cancel.wait(seconds)
+        else:
+            self._sleep(seconds)
+
+    def _gave_up(self, what: str, *, verb: str, kind: Kind, name: str, namespace: str) -> ClusterError:
+        """The error for a request that could not get through: unreachable if the cluster never
+        answered, an outage if it did."""
+        where = f" in namespace {namespace!r}" if namespace and kind.namespaced else ""
+        if not self.reached:
+            return ClusterUnreachable(
+                f"cannot reach the Kubernetes API server at {self.server} ({what}) "
+                f"while trying to {verb} {kind.resource}{where}; "
+                "is the cluster up and the kubeconfig's server address right?",
+                verb=verb,
+                resource=kind.resource,
+                name=name,
+                namespace=namespace,
+            )
+        cancelled = self.cancel is not None and self.cancel.is_set()
+        why = "the deploy was stopped" if cancelled else "the deploy's time ran out"
+        return ClusterOutage(
+            f"the API server at {self.server} stopped answering ({what}; away for "
+            f"{self.away_seconds():.0f}s) and {why} while trying to {verb} {kind.resource}"
+            + (f" {name!r}" if name else "")
+            + where,
+            verb=verb,
+            resource=kind.resource,
+            name=name,
+            namespace=namespace,
+        )
 
     # --- the one request path ---------------------------------------------------------------
     def _send(
@@ -373,11 +566,13 @@ class Cluster:
         accept: str = "application/json",
         timeout: tuple[float, float] = REQUEST_TIMEOUT_SECONDS,
         stream: bool = False,
+        idempotent: bool | None = None,
     ) -> Any:
         """Send one request (retried per ``decide_retry``); the urllib3 response if ``stream``, else bytes."""
         import urllib3  # lazily
 
-        idempotent = method in ("GET", "PUT", "DELETE")
+        if idempotent is None:
+            idempotent = method in ("GET", "PUT", "DELETE")
         attempt = 0
         while True:
             attempt += 1
@@ -399,17 +594,15 @@ class Cluster:
                 )
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 sent = not isinstance(exc, urllib3.exceptions.NewConnectionError)
-                decision = decide_retry(Failure.UNREACHABLE, attempt, idempotent=idempotent or not sent)
+                self._failed(Failure.UNREACHABLE, verb, kind.resource)
+                decision = self.decide(Failure.UNREACHABLE, attempt, idempotent=idempotent or not sent)
                 if decision.retry:
-                    self._sleep(decision.delay_seconds)
+                    self.pause(decision.delay_seconds)
                     continue
-                raise ClusterUnreachable(
-                    f"cannot reach the Kubernetes API server at {self.server} ({type(exc).__name__}) "
-                    f"while trying to {verb} {kind.resource}"
-                    + (f" in namespace {namespace!r}" if namespace and kind.namespaced else "")
-                    + "; is the cluster up and the kubeconfig's server address right?",
+                raise self._gave_up(
+                    f"{type(exc).__name__}, {attempt} attempt(s)",
                     verb=verb,
-                    resource=kind.resource,
+                    kind=kind,
                     name=name,
                     namespace=namespace,
                 ) from exc
@@ -424,18 +617,27 @@ class Cluster:
                     ) from exc
                 raise
             status = int(response.status)
+            failure = classify_failure(status)
+            if failure not in (Failure.UNAVAILABLE, Failure.THROTTLED):
+                self._answered()
+            self.reached = True
             if 200 <= status < 300:
                 return response.response if stream else response.read()
             data = response.read()
-            decision = decide_retry(
-                classify_failure(status),
+            self._failed(failure, verb, kind.resource)
+            decision = self.decide(
+                failure,
                 attempt,
                 idempotent=idempotent,
-                retry_after_seconds=_retry_after(response.headers.get("Retry-After")),
+                retry_after=_retry_after(response.headers.get("Retry-After")),
             )
             if decision.retry:
-                self._sleep(decision.delay_seconds)
+                self.pause(decision.delay_seconds)
                 continue
+            if failure in WAIT_OUT and (idempotent or failure is Failure.THROTTLED):
+                raise self._gave_up(
+                    f"{status}, {attempt} attempt(s)", verb=verb, kind=kind, name=name, namespace=namespace
+                )
             raise build_cluster_error(
                 status, data, verb=verb, kind=kind, name=name, namespace=namespace, server=self.server
             )
@@ -479,18 +681,74 @@ class Cluster:
         )
         return ObjectList(items, str((listed.get("metadata") or {}).get("resourceVersion") or ""))
 
-    def create_object(self, manifest: Mapping[str, Any], *, dry_run: bool = False) -> Obj:
+    def create_object(
+        self,
+        manifest: Mapping[str, Any],
+        *,
+        dry_run: bool = False,
+        is_ours: Callable[[Obj], bool] | None = None,
+    ) -> Obj:
+        """POST ``manifest``. A create is not idempotent: after a 5xx or a lost connection (the
+        server may have stored it before the answer was lost) the object is read back by name. With
+        ``is_ours``, an object found that it accepts counts as created; one it rejects is a
+        ``ClusterConflict`` naming the owner. Without ``is_ours`` (or for ``generateName``), any
+        object found is a ``ClusterConflict`` for the caller to resolve. Not found: created again,
+        with back-off, while the deploy has time. A 409 on a repeated create is read back the same way."""
         kind, name, namespace = _identity(manifest)
-        return self._json(
-            "POST",
-            kind.path(namespace),
-            verb="create",
-            kind=kind,
-            name=name,
-            namespace=namespace,
-            body=dict(manifest),
-            query=_dry_run(dry_run),
-        )
+        attempt = 0
+        ambiguous = False  # an earlier attempt may have been stored
+        while True:
+            attempt += 1
+            try:
+                return self._json(
+                    "POST",
+                    kind.path(namespace),
+                    verb="create",
+                    kind=kind,
+                    name=name,
+                    namespace=namespace,
+                    body=dict(manifest),
+                    query=_dry_run(dry_run),
+                    idempotent=False,
+                )
+            except ClusterAuthError:
+                raise
+            except ClusterConflict:
+                if not ambiguous or is_ours is None:
+                    raise
+            except ClusterError as exc:
+                if not name or dry_run or not (exc.status is None or exc.status >= 500):
+                    raise
+                if isinstance(exc, ClusterOutage) and self.remaining_seconds() <= 0:
+                    raise
+                ambiguous = True
+            found = self.read_object(kind, name, namespace=namespace)
+            self.read_backs += 1
+            if found is not None:
+                if is_ours is not None and is_ours(found):
+                    return found
+                raise ClusterConflict(
+                    f"{kind.resource} {name!r}"
+                    + (f" in namespace {namespace!r}" if namespace and kind.namespaced else "")
+                    + " already exists and is not the one this deploy created"
+                    + _owner_note(found),
+                    verb="create",
+                    resource=kind.resource,
+                    name=name,
+                    namespace=namespace,
+                    status=409,
+                    reason="AlreadyExists",
+                )
+            decision = self.decide(Failure.UNAVAILABLE, attempt, idempotent=True)
+            if not decision.retry:
+                raise self._gave_up(
+                    f"create failed {attempt} time(s)",
+                    verb="create",
+                    kind=kind,
+                    name=name,
+                    namespace=namespace,
+                )
+            self.pause(decision.delay_seconds)
 
     def replace_object(self, manifest: Mapping[str, Any], *, dry_run: bool = False) -> Obj:
         """PUT: the whole object is replaced, so fields we no longer render really go away."""
@@ -639,6 +897,24 @@ def _selectors(label_selector: str, field_selector: str) -> list[tuple[str, Any]
     return query
 
 
+def _owner_note(found: Mapping[str, Any]) -> str:
+    """Who made an object we did not: its managed-by, part-of and deployment id, as far as known."""
+    meta = found.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    parts = [
+        f"{key}={value}"
+        for key, value in (
+            ("managed-by", labels.get("app.kubernetes.io/managed-by")),
+            ("part-of", labels.get("app.kubernetes.io/part-of")),
+            ("deployment", annotations.get("bodywork.dev/deployment-id")),
+            ("run", annotations.get("bodywork.dev/run-url")),
+        )
+        if value
+    ]
+    return f" (it has {', '.join(parts)})" if parts else " (it carries none of this tool's labels)"
+
+
 def _dry_run(dry_run: bool) -> list[tuple[str, Any]]:
     return [("dryRun", "All")] if dry_run else []
 
@@ -749,12 +1025,20 @@ class ObjectWatch:
                 return
             if end is not WatchEnd.CLOSED:
                 failures += 1
-            decision = decide_watch_reconnect(end, failures)
+            if end is WatchEnd.DROPPED and error is None:
+                self._cluster._failed(Failure.UNREACHABLE, "watch", self._kind.resource)
+            decision = decide_watch_reconnect(
+                end,
+                failures,
+                remaining_seconds=self._cluster.remaining_seconds(),
+                jitter=self._cluster.jitter(),
+            )
             if decision.action is WatchAction.GIVE_UP:
-                raise error or ClusterUnreachable(
-                    f"the watch on {self._kind.resource} kept dropping ({failures} times in a row)",
+                raise error or self._cluster._gave_up(
+                    f"the watch kept dropping, {failures} times in a row",
                     verb="watch",
-                    resource=self._kind.resource,
+                    kind=self._kind,
+                    name="",
                     namespace=self._namespace,
                 )
             if decision.action is WatchAction.RELIST:

@@ -41,6 +41,7 @@ from bodywork_action.kube.client import (
     SECRET,
     SERVICE,
     Cluster,
+    ClusterOutage,
     KubeTarget,
     ObjectWatch,
     WatchEvent,
@@ -48,6 +49,7 @@ from bodywork_action.kube.client import (
     kind_of,
 )
 from bodywork_action.kube.inventory import ObservedObjects, read_observed_objects
+from bodywork_action.kube.lease import DEFAULT_LOCK_TIMEOUT_SECONDS, build_holder, hold_pipeline_lock
 from bodywork_action.model import DeployContext, Pipeline, Stage, StageKind
 from bodywork_action.plan import Plan, render_plan
 from bodywork_action.reconcile import (
@@ -58,6 +60,8 @@ from bodywork_action.reconcile import (
     build_replacement,
     build_secret_keys,
     build_unique_context,
+    is_owned,
+    is_same_object,
     is_terminating,
     object_name,
     select_log_containers,
@@ -96,6 +100,8 @@ WATCH_THREAD_JOIN_SECONDS = 2.0
 # for it to go, up to this long, before applying anything.
 NAMESPACE_TERMINATING_WAIT_SECONDS = 300
 NAMESPACE_POLL_SECONDS = 2.0  # only without list/watch permission on namespaces
+# Without a deploy time limit (the CLI), waiting for an API server that went away ends after this.
+DEFAULT_DEPLOY_TIMEOUT_SECONDS = 3600
 
 
 def _ignore(_: Progress) -> None:
@@ -212,6 +218,7 @@ class ClusterBackend:
         self.redactor = redactor or Redactor()
         self.clock = clock
         self.created: list[Obj] = []  # objects this run created or replaced (for pruning)
+        self.applied_before: list[str] = []  # namespace and secrets, written before the first stage
         self._rollouts: dict[str, _ServiceRollout] = {}
         self._failures: list[StageResult] = []
         self._lock = threading.Lock()
@@ -225,6 +232,10 @@ class ClusterBackend:
                 result = self._run_batch(stage, base, cancel=cancel)
             else:
                 result = self._run_service(stage, base, cancel=cancel)
+        except ClusterOutage as exc:  # the API server went away for longer than the deploy may wait
+            result = base.evolve(
+                status=StageStatus.FAILED, reason="APIUnavailable", message=self._clean(str(exc))
+            )
         except (ClusterAuthError, ClusterUnreachable):
             raise
         except ClusterError as exc:  # the API refused this stage's object (e.g. 422 Invalid)
@@ -241,6 +252,13 @@ class ClusterBackend:
         rollout = self._rollouts.get(stage.k8s_name)
         if rollout is None:
             return result
+        try:
+            return self._roll_back(stage, result, rollout)
+        except ClusterOutage as exc:
+            note = f"not rolled back: {exc}"
+            return result.evolve(message=f"{result.message}; {note}" if result.message else note)
+
+    def _roll_back(self, stage: Stage, result: StageResult, rollout: _ServiceRollout) -> StageResult:
         name = render.service_name(stage)
         if rollout.previous_template is None:
             # Nothing served before this deployment: remove what it created rather than leave it failing.
@@ -273,6 +291,8 @@ class ClusterBackend:
     def finish(self, pipeline: Pipeline, result: DeploymentResult) -> DeploymentResult:
         result = replace(result, namespace=self.namespace)
         if not result.succeeded:
+            if any(stage.reason == "APIUnavailable" for stage in result.stages):
+                return replace(result, message=f"{result.message}; {self.describe_applied(result)}")
             return result
         prune = build_prune_plan(
             self.plan.objects(),
@@ -288,11 +308,25 @@ class ClusterBackend:
             return replace(result, message=f"pruning stopped: {exc}")
         return replace(result, message=f"pruned {', '.join(pruned)}" if pruned else result.message)
 
+    def describe_applied(self, result: DeploymentResult | None = None) -> str:
+        """What this run applied to the cluster, and which stages it never got to."""
+        with self._lock:
+            applied = [f"{o.get('kind')}/{object_name(o)}" for o in self.created]
+        done = [*self.applied_before, *applied]
+        text = f"applied: {', '.join(done)}" if done else "nothing was applied"
+        if result is not None:
+            untouched = [
+                s.stage for s in result.stages if s.status in (StageStatus.SKIPPED, StageStatus.PENDING)
+            ]
+            if untouched:
+                text += f"; not applied: stage(s) {', '.join(untouched)}"
+        return text
+
     # --- batch --------------------------------------------------------------------------------
     def _run_batch(self, stage: Stage, base: StageResult, *, cancel: threading.Event) -> StageResult:
         manifest = self._planned_job(stage)
         name = object_name(manifest)
-        created = self.cluster.create_object(manifest)
+        created = self.cluster.create_object(manifest, is_ours=lambda found: is_same_object(manifest, found))
         with self._lock:
             self.created.append(created)
         pod_labels = (manifest["spec"]["template"]["metadata"] or {}).get("labels") or {}
@@ -452,9 +486,13 @@ class ClusterBackend:
         kind, name = kind_of(manifest), object_name(manifest)
         if existing is None:
             try:
-                applied = self.cluster.create_object(manifest)
+                applied = self.cluster.create_object(
+                    manifest, is_ours=lambda found: is_same_object(manifest, found)
+                )
             except ClusterConflict:
                 existing = self.cluster.read_object(kind, name, namespace=self.namespace) or {}
+                if not is_owned(existing, render.pipeline_label(self.pipeline)):
+                    raise  # someone else's object with our name: a conflict, never taken over
                 applied = self.cluster.replace_object(build_replacement(manifest, existing))
         else:
             try:
@@ -592,12 +630,17 @@ def deploy_pipeline(
     config_dir: str = "",
     environ: Mapping[str, str] | None = None,
     clock: Callable[[], float] = time.time,
+    timeout_seconds: float | None = None,
+    lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
 ) -> DeploymentResult:
     """Deploy ``pipeline`` to the cluster ``target`` names; the result says whether it succeeded.
 
-    Raises ``MissingSecrets`` (nothing created), ``InputError`` for a bad kubeconfig, and
-    ``ClusterAuthError`` / ``ClusterUnreachable`` / ``ClusterError`` when the cluster refuses or
-    vanishes. A stage that fails is a result, not an exception.
+    Raises ``MissingSecrets`` (nothing created), ``InputError`` for a bad kubeconfig,
+    ``ClusterAuthError`` when refused, ``ClusterUnreachable`` when the cluster never answered,
+    ``LockTimeout`` when another run held the pipeline for longer than ``lock_timeout_seconds``, and
+    ``ClusterError`` otherwise. A stage that fails is a result, not an exception; so is an API
+    server that went away for longer than ``timeout_seconds`` (default: an hour) after the first
+    stage started.
     """
     cluster = connect_cluster(target, environ=environ)
     try:
@@ -612,9 +655,18 @@ def deploy_pipeline(
             cancel=cancel or threading.Event(),
             config_dir=config_dir,
             clock=clock,
+            timeout_seconds=timeout_seconds,
+            lock_timeout_seconds=lock_timeout_seconds,
         )
     finally:
         cluster.close()
+
+
+def _waiting(report: Reporter) -> Callable[[str], None]:
+    def on_wait(line: str) -> None:
+        report(Progress(ProgressKind.WAITING, 0, (), detail=line))
+
+    return on_wait
 
 
 def run_deployment(
@@ -629,9 +681,64 @@ def run_deployment(
     cancel: threading.Event,
     config_dir: str = "",
     clock: Callable[[], float] = time.time,
+    timeout_seconds: float | None = None,
+    lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
 ) -> DeploymentResult:
     """``deploy_pipeline`` on an already connected cluster."""
     started = clock()
+    applied: list[str] = []  # Kind/name written before the first stage (for an outage's report)
+    try:
+        return _run_deployment(
+            cluster,
+            pipeline,
+            context,
+            secrets=secrets,
+            dry_run=dry_run,
+            smoke_tests=smoke_tests,
+            report=report,
+            cancel=cancel,
+            config_dir=config_dir,
+            clock=clock,
+            timeout_seconds=timeout_seconds,
+            lock_timeout_seconds=lock_timeout_seconds,
+            applied=applied,
+        )
+    except ClusterOutage as exc:  # before any stage started: still a failed deploy, not bad input
+        done = f"applied: {', '.join(applied)}" if applied else "nothing was applied"
+        return _ended_before_any_stage(
+            pipeline,
+            render.target_namespace(pipeline, context),
+            context,
+            f"cluster {cluster.server}",
+            started,
+            clock(),
+            f"{exc}; {done}; no stage was started",
+            status=DeploymentStatus.FAILED,
+        )
+
+
+def _run_deployment(
+    cluster: Cluster,
+    pipeline: Pipeline,
+    context: DeployContext,
+    *,
+    secrets: SecretSupply,
+    dry_run: bool,
+    smoke_tests: Mapping[str, str] | None,
+    report: Reporter,
+    cancel: threading.Event,
+    config_dir: str,
+    clock: Callable[[], float],
+    timeout_seconds: float | None,
+    lock_timeout_seconds: float,
+    applied: list[str],
+) -> DeploymentResult:
+    started = clock()
+    cluster.deadline = time.monotonic() + (
+        DEFAULT_DEPLOY_TIMEOUT_SECONDS if timeout_seconds is None else timeout_seconds
+    )
+    cluster.cancel = cancel
+    cluster.on_wait = _waiting(report)
     entropy = hashlib.sha256(f"{time.time_ns()}:{threading.get_ident()}".encode()).hexdigest()[:6]
     plan = render_plan(
         pipeline, build_unique_context(context, now_seconds=started, entropy=entropy), config_dir=config_dir
@@ -651,7 +758,7 @@ def run_deployment(
             )
         )
         if not wait_for_namespace_deletion(cluster, namespace, cancel=cancel):
-            return _cancelled_before_anything_applied(
+            return _ended_before_any_stage(
                 pipeline,
                 namespace,
                 context,
@@ -680,33 +787,77 @@ def run_deployment(
             namespace_terminating=terminating,
         )
 
+    created_namespace = False  # by this run, just now: nothing of the pipeline can be in it yet
     if namespace_object is None:
-        cluster.create_object(plan.namespace_object)
-    observed = (
-        read_observed_objects(cluster, pipeline, namespace)
-        if namespace_object is not None
-        else ObservedObjects()
+        try:
+            cluster.create_object(plan.namespace_object, is_ours=lambda found: not is_terminating(found))
+            applied.append(f"Namespace/{namespace}")
+            created_namespace = True
+        except ClusterConflict:
+            pass  # created meanwhile by someone else (e.g. a run of this pipeline started together)
+    # One deploy of a pipeline at a time: everything from here on happens under its Lease.
+    holder = build_holder(
+        command="deploy", deployment_id=context.deployment_id, run_url=context.run_url, commit=context.commit
     )
-    for manifest in prepared.manifests:
-        existing = prepared.existing.get(manifest["metadata"]["name"])
-        if existing is None:
-            try:
-                cluster.create_object(manifest)
-                continue
-            except ClusterConflict:
-                existing = (
-                    cluster.read_object(SECRET, manifest["metadata"]["name"], namespace=namespace) or {}
-                )
-        cluster.replace_object(build_replacement(manifest, existing))
-    backend = ClusterBackend(
+    with hold_pipeline_lock(
         cluster,
-        plan,
-        observed=observed,
-        smoke_tests=smoke_tests,
-        redactor=redactor,
-        clock=clock,
-    )
-    return execute(pipeline, backend, report=report, cancel=cancel, clock=clock, commit=context.commit)
+        namespace=namespace,
+        pipeline_label=render.pipeline_label(pipeline),
+        holder=holder,
+        timeout_seconds=lock_timeout_seconds,
+        cancel=cancel,
+        report=_waiting(report),
+    ) as lock:
+        if lock is None:
+            return _ended_before_any_stage(
+                pipeline,
+                namespace,
+                context,
+                f"cluster {cluster.server}",
+                started,
+                clock(),
+                f"cancelled while waiting for another run of {pipeline.name} to finish; nothing was applied",
+            )
+        observed = ObservedObjects()
+        if not (created_namespace and lock.first_holder):
+            # Read again under the lock: a run that held it may have changed the secrets meanwhile.
+            prepared = prepare_secrets(cluster, pipeline, namespace, secrets, namespace_exists=True)
+            observed = read_observed_objects(cluster, pipeline, namespace)
+        for manifest in prepared.manifests:
+            _write_secret(cluster, manifest, prepared.existing.get(manifest["metadata"]["name"]))
+            applied.append(f"Secret/{manifest['metadata']['name']}")
+        backend = ClusterBackend(
+            cluster,
+            plan,
+            observed=observed,
+            smoke_tests=smoke_tests,
+            redactor=redactor,
+            clock=clock,
+        )
+        backend.applied_before = applied
+        result = execute(pipeline, backend, report=report, cancel=cancel, clock=clock, commit=context.commit)
+        if lock.lost:
+            result = replace(
+                result, message=f"{result.message}; the lock was lost to {lock.lost}".lstrip("; ")
+            )
+        return result
+
+
+def _write_secret(cluster: Cluster, manifest: Obj, existing: Obj | None) -> None:
+    """Create the Secret, or replace it (PUT) with exactly our keys; a create whose answer was lost
+    and that holds exactly what we sent counts as written."""
+    if existing is None:
+        try:
+            cluster.create_object(manifest, is_ours=lambda found: is_same_object(manifest, found))
+            return
+        except ClusterConflict:
+            existing = (
+                cluster.read_object(
+                    SECRET, manifest["metadata"]["name"], namespace=manifest["metadata"]["namespace"]
+                )
+                or {}
+            )
+    cluster.replace_object(build_replacement(manifest, existing))
 
 
 def wait_for_namespace_deletion(
@@ -772,7 +923,7 @@ def _poll_namespace_deletion(
             return None
 
 
-def _cancelled_before_anything_applied(
+def _ended_before_any_stage(
     pipeline: Pipeline,
     namespace: str,
     context: DeployContext,
@@ -780,16 +931,24 @@ def _cancelled_before_anything_applied(
     started: float,
     finished: float,
     message: str,
+    *,
+    status: DeploymentStatus = DeploymentStatus.CANCELLED,
 ) -> DeploymentResult:
+    """A deploy that ended before its first stage: cancelled, or failed (the API server went away)."""
+    cancelled = status is DeploymentStatus.CANCELLED
     return DeploymentResult(
         pipeline=pipeline.name,
         namespace=namespace,
         steps=pipeline.steps,
         stages=tuple(
-            StageResult(stage=stage.name, kind=stage.kind, status=StageStatus.CANCELLED)
+            StageResult(
+                stage=stage.name,
+                kind=stage.kind,
+                status=StageStatus.CANCELLED if cancelled else StageStatus.SKIPPED,
+            )
             for stage in pipeline.dag_stages
         ),
-        status=DeploymentStatus.CANCELLED,
+        status=status,
         started_at=started,
         finished_at=finished,
         commit=context.commit,

@@ -7,7 +7,8 @@ touched, and the namespace only if this tool created it for this pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from bodywork_action import render
@@ -24,6 +25,7 @@ from bodywork_action.kube.client import (
     KubeTarget,
     connect_cluster,
 )
+from bodywork_action.kube.lease import DEFAULT_LOCK_TIMEOUT_SECONDS, build_holder, hold_pipeline_lock
 from bodywork_action.model import DeployContext, Pipeline
 from bodywork_action.reconcile import (
     Obj,
@@ -178,10 +180,30 @@ def delete_pipeline(
     namespace: str = "",
     dry_run: bool = False,
     environ: Mapping[str, str] | None = None,
+    lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+    run_url: str = "",
+    report: Callable[[str], None] | None = None,
 ) -> DeleteResult:
-    """Remove what ``pipeline`` created (the ``delete`` command); its namespace only if this tool made it."""
+    """Remove what ``pipeline`` created (the ``delete`` command); its namespace only if this tool made it.
+
+    Holds the pipeline's Lease while it deletes (not for a dry run), so it never removes objects
+    under a deploy that is running; raises ``LockTimeout`` naming the holder."""
     cluster = connect_cluster(target, environ=environ)
     try:
-        return remove_pipeline(cluster, pipeline, namespace=namespace, dry_run=dry_run)
+        resolved = _namespace_for(pipeline, namespace)
+        if dry_run or cluster.read_object(NAMESPACE, resolved) is None:
+            return remove_pipeline(cluster, pipeline, namespace=namespace, dry_run=dry_run)
+        holder = build_holder(
+            command="delete", deployment_id=f"delete-{secrets.token_hex(4)}", run_url=run_url
+        )
+        with hold_pipeline_lock(
+            cluster,
+            namespace=resolved,
+            pipeline_label=render.pipeline_label(pipeline),
+            holder=holder,
+            timeout_seconds=lock_timeout_seconds,
+            report=report,
+        ):
+            return remove_pipeline(cluster, pipeline, namespace=namespace, dry_run=dry_run)
     finally:
         cluster.close()

@@ -111,6 +111,7 @@ USED = {
     ("services", ""): {"get", "list", "create", "update", "delete"},
     ("services/proxy", ""): {"get"},
     ("ingresses", "networking.k8s.io"): {"get", "list", "create", "update", "delete"},
+    ("leases", "coordination.k8s.io"): {"get", "create", "update"},
 }
 
 

@@ -10,6 +10,9 @@ import pytest
 from bodywork_action.errors import ClusterAuthError, ClusterConflict, InputError
 from bodywork_action.kube.client import (
     JOB,
+    RETRY_MAX_DELAY_SECONDS,
+    SERVER_MAX_ATTEMPTS,
+    UNREACHED_MAX_ATTEMPTS,
     Failure,
     KubeTarget,
     WatchAction,
@@ -28,36 +31,58 @@ OURS = {"app.kubernetes.io/managed-by": "bodywork-action", "app.kubernetes.io/pa
 
 
 def test_throttled_requests_wait_as_long_as_retry_after_says() -> None:
-    decision = decide_retry(Failure.THROTTLED, 1, idempotent=False, retry_after_seconds=2)
+    decision = decide_retry(Failure.THROTTLED, 1, idempotent=False, retry_after_seconds=2, jitter=0.0)
     assert (decision.retry, decision.delay_seconds) == (True, 2)
 
 
 def test_server_errors_are_retried_only_for_idempotent_verbs_and_only_so_often() -> None:
     assert decide_retry(Failure.SERVER, 1, idempotent=True).retry
     assert not decide_retry(Failure.SERVER, 1, idempotent=False).retry
-    assert not decide_retry(Failure.SERVER, 4, idempotent=True).retry
+    assert not decide_retry(Failure.UNAVAILABLE, 1, idempotent=False).retry
+    assert not decide_retry(Failure.SERVER, SERVER_MAX_ATTEMPTS, idempotent=True).retry
     assert not decide_retry(Failure.OTHER, 1, idempotent=True).retry
 
 
-def test_retry_delays_grow_and_are_capped() -> None:
-    delays = [decide_retry(Failure.THROTTLED, n, idempotent=True).delay_seconds for n in range(1, 6)]
+def test_an_api_server_that_is_away_is_waited_for_until_the_time_runs_out_not_a_count() -> None:
+    for failure in (Failure.UNREACHABLE, Failure.UNAVAILABLE, Failure.THROTTLED):
+        assert decide_retry(failure, 500, idempotent=True, remaining_seconds=11).retry
+        assert not decide_retry(failure, 2, idempotent=True, remaining_seconds=0.05).retry
+    # A cluster that never answered at all: a few quick tries, then "check the kubeconfig".
+    assert decide_retry(Failure.UNREACHABLE, UNREACHED_MAX_ATTEMPTS - 1, idempotent=True, reached=False).retry
+    assert not decide_retry(Failure.UNREACHABLE, UNREACHED_MAX_ATTEMPTS, idempotent=True, reached=False).retry
+
+
+def test_retry_delays_grow_are_capped_and_jittered() -> None:
+    delays = [decide_retry(Failure.THROTTLED, n, idempotent=True).delay_seconds for n in range(1, 8)]
     assert delays == sorted(delays) and delays[0] > 0
+    assert max(delays) == RETRY_MAX_DELAY_SECONDS
     assert decide_retry(Failure.THROTTLED, 1, idempotent=True, retry_after_seconds=999).delay_seconds == 10
+    low = decide_retry(Failure.UNAVAILABLE, 4, idempotent=True, jitter=0.0).delay_seconds
+    high = decide_retry(Failure.UNAVAILABLE, 4, idempotent=True, jitter=1.0).delay_seconds
+    assert low == pytest.approx(high / 2) and low > 0
+    # Retry-After is a minimum: jitter never shortens it.
+    assert (
+        decide_retry(Failure.THROTTLED, 1, idempotent=True, retry_after_seconds=3, jitter=0).delay_seconds
+        == 3
+    )
 
 
 @pytest.mark.parametrize(
-    ("end", "attempt", "action"),
+    ("end", "attempt", "remaining", "action"),
     [
-        (WatchEnd.CLOSED, 0, WatchAction.RESUME),
-        (WatchEnd.DROPPED, 1, WatchAction.RESUME),
-        (WatchEnd.GONE, 1, WatchAction.RELIST),
-        (WatchEnd.THROTTLED, 2, WatchAction.RESUME),
-        (WatchEnd.REFUSED, 1, WatchAction.GIVE_UP),
-        (WatchEnd.DROPPED, 7, WatchAction.GIVE_UP),
+        (WatchEnd.CLOSED, 0, 100.0, WatchAction.RESUME),
+        (WatchEnd.DROPPED, 1, 100.0, WatchAction.RESUME),
+        (WatchEnd.GONE, 1, 100.0, WatchAction.RELIST),
+        (WatchEnd.THROTTLED, 2, 100.0, WatchAction.RESUME),
+        (WatchEnd.REFUSED, 1, 100.0, WatchAction.GIVE_UP),
+        (WatchEnd.DROPPED, 70, 100.0, WatchAction.RESUME),  # not a count: the time left decides
+        (WatchEnd.DROPPED, 1, 0.0, WatchAction.GIVE_UP),
     ],
 )
-def test_watch_reconnect_policy(end: WatchEnd, attempt: int, action: WatchAction) -> None:
-    assert decide_watch_reconnect(end, attempt).action is action
+def test_watch_reconnect_policy(end: WatchEnd, attempt: int, remaining: float, action: WatchAction) -> None:
+    decision = decide_watch_reconnect(end, attempt, remaining_seconds=remaining)
+    assert decision.action is action
+    assert decision.delay_seconds <= remaining
 
 
 def test_forbidden_names_verb_resource_and_namespace_and_quotes_only_a_status() -> None:
