@@ -241,3 +241,19 @@ def test_describe_holder_names_run_commit_and_time() -> None:
         describe_holder(lease)
         == f"delete by {RUN_URL}, at commit 0123456789ab, since 2026-12-02T20:00:00.000000Z"
     )
+
+
+def test_the_lock_timeout_is_a_cli_flag_and_an_action_input() -> None:
+    from bodywork_action.cli import build_parser
+    from bodywork_action.errors import InputError
+    from bodywork_action.github.inputs import read_action_inputs
+
+    parser = build_parser()
+    assert parser.parse_args(["deploy"]).lock_timeout == 300
+    assert parser.parse_args(["delete", "--lock-timeout", "12.5"]).lock_timeout == 12.5
+    with pytest.raises(SystemExit):
+        parser.parse_args(["deploy", "--lock-timeout", "-1"])
+    assert read_action_inputs({}).lock_timeout_seconds == 300
+    assert read_action_inputs({"INPUT_LOCK-TIMEOUT-SECONDS": "0"}).lock_timeout_seconds == 0
+    with pytest.raises(InputError, match="lock-timeout-seconds"):
+        read_action_inputs({"INPUT_LOCK-TIMEOUT-SECONDS": "soon"})
