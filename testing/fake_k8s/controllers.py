@@ -154,6 +154,9 @@ def resolve_int_or_percent(value: Any, total: int, round_up: bool) -> int:
 
 
 class Controllers:
+    """The simulated controllers and kubelet. Objects read with `store.peek` / `copy=False` are the
+    stored ones: they are only read here, every change goes through `store.mutate`."""
+
     def __init__(self, cluster: FakeCluster):
         self.cluster = cluster
         self.store: Store = cluster.store
@@ -188,7 +191,7 @@ class Controllers:
         kind, meta = ev.resource.kind, ev.obj["metadata"]
         ns, name = meta.get("namespace"), meta["name"]
         if kind == "Namespace" and ev.type == "ADDED":
-            if self.store.find(SAS, name, "default") is None:
+            if self.store.peek(SAS, name, "default") is None:
                 with contextlib.suppress(ApiError):
                     self.store.create(SAS, name, {"metadata": {"name": "default"}})
         elif kind == "Job":
@@ -226,7 +229,7 @@ class Controllers:
         key = (meta["uid"], reason, message)
         now = now_iso()
         existing = self._event_keys.get(key)
-        if existing and self.store.find(EVENTS, ns, existing) is not None:
+        if existing and self.store.peek(EVENTS, ns, existing) is not None:
 
             def bump(e):
                 e["count"] = e.get("count", 1) + 1
@@ -255,7 +258,7 @@ class Controllers:
             "reportingInstance": NODE if component == "kubelet" else "",
         }
         try:
-            created = self.store.create(EVENTS, ns, body)
+            created = self.store.create(EVENTS, ns, body, _owned=True)
         except ApiError:
             return
         self._event_keys[key] = created["metadata"]["name"]
@@ -296,7 +299,7 @@ class Controllers:
 
     # ------------------------------------------------------------------ Job controller
     def sync_job(self, ns: str, name: str) -> None:
-        job = self.store.find(JOBS, ns, name)
+        job = self.store.peek(JOBS, ns, name)
         if job is None:
             return
         uid, spec = job["metadata"]["uid"], job["spec"]
@@ -308,7 +311,11 @@ class Controllers:
             return
         if spec.get("suspend"):
             return
-        pods = [p for p in self.store.owned(PODS, ns, uid) if (controller_of(p) or {}).get("uid") == uid]
+        pods = [
+            p
+            for p in self.store.owned(PODS, ns, uid, copy=False)
+            if (controller_of(p) or {}).get("uid") == uid
+        ]
         active = [p for p in pods if is_active(p)]
         succeeded = max(
             status.get("succeeded", 0), sum(p["status"].get("phase") == "Succeeded" for p in pods)
@@ -382,7 +389,7 @@ class Controllers:
 
     def _create_job_pods(self, ns: str, name: str, uid: str, count: int) -> None:
         self.job_pending.discard(uid)
-        job = self.store.find(JOBS, ns, name)
+        job = self.store.peek(JOBS, ns, name)
         if job is None or job["metadata"]["uid"] != uid:
             return
         for _ in range(count):
@@ -420,7 +427,7 @@ class Controllers:
 
     def _create_pod(self, ns: str, pod: dict, sc: Scenario, fails: bool) -> dict | None:
         try:
-            created = self.store.create(PODS, ns, pod)
+            created = self.store.create(PODS, ns, pod, _owned=True)
         except ApiError:
             return None
         self.plans[created["metadata"]["uid"]] = PodPlan(sc, fails)
@@ -528,7 +535,7 @@ class Controllers:
                 "spec": {"replicas": replicas, "selector": selector, "template": rs_template},
             }
             try:
-                new_rs = self.store.create(RSS, ns, body)
+                new_rs = self.store.create(RSS, ns, body, _owned=True)
             except ApiError:
                 return
             max_rev += 1
@@ -694,7 +701,7 @@ class Controllers:
         return self.store.mutate(PODS, ns, name, fn, subresource=subresource)
 
     def kubelet_start(self, ns: str, name: str, uid: str) -> None:
-        pod = self.store.find(PODS, ns, name)
+        pod = self.store.peek(PODS, ns, name)
         if pod is None or pod["metadata"]["uid"] != uid:
             return
         plan = self.plans.get(uid)
@@ -781,7 +788,7 @@ class Controllers:
         return out
 
     def _kubelet_containers_up(self, ns: str, name: str, uid: str, pull_failures: int) -> None:
-        pod = self.store.find(PODS, ns, name)
+        pod = self.store.peek(PODS, ns, name)
         plan = self.plans.get(uid)
         if pod is None or plan is None or pod["metadata"]["uid"] != uid:
             return

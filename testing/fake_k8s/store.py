@@ -220,7 +220,7 @@ class Store:
         self.listeners: list[Callable[[WatchEvent], None]] = []
         self.watchers: dict[tuple[str, str], set[Watcher]] = {}
         # owner uid -> {(resource key, namespace, name)}: the controllers' and cascades' index
-        self._owned: dict[str, set[tuple[tuple[str, str], str, str]]] = {}
+        self._owner_index: dict[str, set[tuple[tuple[str, str], str, str]]] = {}
         self.waiters = 0  # threads in cond.wait (wait_for): writes notify only when someone waits
         self.closed = False
         self.rng = random.Random(seed)
@@ -357,7 +357,7 @@ class Store:
         with self.lock:
             bucket = self._bucket(res)
             out = []
-            for key, ons, name in sorted(self._owned.get(uid, ())):
+            for key, ons, name in sorted(self._owner_index.get(uid, ())):
                 if key != res.key or (ns is not None and ons != ns):
                     continue
                 obj = bucket.get(self._key(res, ons, name))
@@ -368,7 +368,7 @@ class Store:
     def owned_by(self, uid: str, ns: str | None = None) -> list[tuple[Resource, dict]]:
         with self.lock:
             out = []
-            for key, ons, name in sorted(self._owned.get(uid, ())):
+            for key, ons, name in sorted(self._owner_index.get(uid, ())):
                 if ns is not None and ons != ns:
                     continue
                 res = BY_KEY[key]
@@ -385,17 +385,21 @@ class Store:
             if not uid:
                 continue
             if add:
-                self._owned.setdefault(uid, set()).add(entry)
+                self._owner_index.setdefault(uid, set()).add(entry)
             else:
-                owned = self._owned.get(uid)
+                owned = self._owner_index.get(uid)
                 if owned is not None:
                     owned.discard(entry)
                     if not owned:
-                        del self._owned[uid]
+                        del self._owner_index[uid]
 
     # ------------------------------------------------------------------ writes
-    def create(self, res: Resource, ns: str | None, body: dict, dry_run: bool = False) -> dict:
-        obj = copy.deepcopy(body) if isinstance(body, dict) else None
+    def create(
+        self, res: Resource, ns: str | None, body: dict, dry_run: bool = False, _owned: bool = False
+    ) -> dict:
+        """Store a new object. `_owned` (the controllers): `body` is the caller's to give away, and the
+        stored object itself is returned (to be read only), saving two deep copies."""
+        obj = (body if _owned else copy.deepcopy(body)) if isinstance(body, dict) else None
         if obj is None:
             raise ApiError(400, "BadRequest", "the request body must be a JSON object")
         meta = obj.setdefault("metadata", {})
@@ -434,7 +438,7 @@ class Store:
             if dry_run:
                 meta["resourceVersion"] = str(self.rv)
                 return obj
-            return self._store(res, obj, None)
+            return self._store(res, obj, None, copy_result=not _owned)
 
     def update(
         self,
@@ -470,7 +474,11 @@ class Store:
             ):
                 raise conflict(res, name)
             if subresource == "status":
-                merged = copy.deepcopy(old)
+                if _owned:  # share the unchanged parts with the stored object: both are immutable
+                    merged = dict(old)
+                    merged["metadata"] = copy.deepcopy(old["metadata"])
+                else:
+                    merged = copy.deepcopy(old)
                 merged["status"] = new.get("status", {})
                 new = merged
             else:
@@ -493,7 +501,7 @@ class Store:
                 return copy.deepcopy(old)  # no-op writes do not bump the resourceVersion
             if dry_run:
                 return new
-            return self._store(res, new, old)
+            return self._store(res, new, old, copy_result=not _owned)
 
     def patch(
         self,
@@ -534,7 +542,8 @@ class Store:
         fn: Callable[[dict], Any],
         subresource: str | None = "status",
     ) -> dict | None:
-        """Internal write for controllers: `fn` edits a copy in place; no-op edits write nothing."""
+        """Internal write for controllers: `fn` edits a copy in place; no-op edits write nothing.
+        Returns the stored object itself (to be read only)."""
         with self.lock:
             current = self._bucket(res).get(self._key(res, ns, name))
             if current is None:
@@ -603,7 +612,7 @@ class Store:
         self._emit(res, "DELETED", gone, old, self.rv)
         return copy.deepcopy(gone)
 
-    def _store(self, res: Resource, obj: dict, old: dict | None) -> dict:
+    def _store(self, res: Resource, obj: dict, old: dict | None, copy_result: bool = True) -> dict:
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
         ns = obj["metadata"].get("namespace")
@@ -612,7 +621,7 @@ class Store:
         self._bucket(res)[self._key(res, ns, obj["metadata"]["name"])] = obj
         self._index_owners(res, obj, True)
         self._emit(res, "ADDED" if old is None else "MODIFIED", obj, old, self.rv)
-        return copy.deepcopy(obj)
+        return copy.deepcopy(obj) if copy_result else obj
 
     # ------------------------------------------------------------------ validation and defaulting
     def _check_namespace(self, res: Resource, ns: str | None, meta: dict) -> None:
