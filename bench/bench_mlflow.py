@@ -215,7 +215,8 @@ class Postgres:
     def create_database(self, name: str) -> str:
         psql = (self.bin / "psql", "-h", self.base, "-p", self.port, "-U", "postgres", "-At", "-c")
         self._as_postgres(*psql, f"CREATE DATABASE {name}")
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+        # the driver named for both servers: stock MLflow's SQLAlchemy 2.1 would pick psycopg 3
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.SubprocessError):
@@ -235,6 +236,12 @@ def start(label: str, workdir: Path, backend_uri: str) -> Server:
     return Server(label, argv, workdir, env, port)
 
 
+def client_env() -> dict[str, str]:
+    env = clean_env()
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")  # the clients' own telemetry
+    return env
+
+
 def run_clients(url: str, experiment: str, clients: int, seconds: float) -> list[dict[str, float]]:
     """`clients` client processes at once; each measures the three calls in step with the others."""
     start_at = time.time() + 6 + 1.5 * clients  # time for every client to import MLflow and warm up
@@ -243,7 +250,9 @@ def run_clients(url: str, experiment: str, clients: int, seconds: float) -> list
         for i in range(clients):
             out = open(Path(tmp, f"{i}.out"), "w+")  # noqa: SIM115 - closed below
             argv = [sys.executable, "-c", CLIENT, url, str(seconds), str(start_at), experiment]
-            procs.append((subprocess.Popen(argv, env=clean_env(), stdout=out, stderr=subprocess.STDOUT), out))
+            procs.append(
+                (subprocess.Popen(argv, env=client_env(), stdout=out, stderr=subprocess.STDOUT), out)
+            )
         results = []
         for proc, out in procs:
             proc.wait(timeout=600)
@@ -258,7 +267,7 @@ def run_clients(url: str, experiment: str, clients: int, seconds: float) -> list
 
 
 def setup_search_experiment(url: str) -> str:
-    proc = benchlib.run_process([sys.executable, "-c", SETUP, url], env=clean_env(), timeout=300)
+    proc = benchlib.run_process([sys.executable, "-c", SETUP, url], env=client_env(), timeout=300)
     if not proc.report:
         raise RuntimeError(f"setup failed: {proc.stdout[-1000:]}{proc.stderr[-1000:]}")
     return proc.report["experiment"]
@@ -281,10 +290,23 @@ def bench_backend(bench: benchlib.Bench, backend: str, args: argparse.Namespace,
         time.sleep(3)  # late children (the stock job runner) settle
         experiments = {label: setup_search_experiment(servers[label].url) for label in labels}
         for run in range(args.runs):
+            measured = {}
             for label in labels if run % 2 == 0 else labels[::-1]:
                 url = servers[label].url
-                one = run_clients(url, experiments[label], 1, args.seconds)[0]
-                many = run_clients(url, experiments[label], args.clients, args.seconds)
+                try:
+                    one = run_clients(url, experiments[label], 1, args.seconds)[0]
+                    many = run_clients(url, experiments[label], args.clients, args.seconds)
+                except (RuntimeError, subprocess.SubprocessError) as error:  # this run only
+                    print(
+                        f"  {backend} run {run + 1}/{args.runs} {label}: FAILED: {str(error)[-600:]}",
+                        flush=True,
+                    )
+                    bench.extra.setdefault("errors", {}).setdefault(backend, []).append(str(error)[-1500:])
+                    break
+                measured[label] = (one, many)
+            if len(measured) < len(labels):
+                continue  # ratios only from runs where both servers were measured
+            for label, (one, many) in measured.items():
                 for call in CALLS:
                     figures[label].setdefault(f"1.{call}", []).append(one[call])
                     figures[label].setdefault(f"{args.clients}.{call}", []).append(sum(c[call] for c in many))
@@ -314,12 +336,16 @@ def bench_backend(bench: benchlib.Bench, backend: str, args: argparse.Namespace,
         for label in labels:
             bench.figure(
                 f"{backend}.{label}.{key}",
-                figures[label][key],
+                figures[label].get(key, []),
                 "calls/s",
                 label=f"{backend} {label} {clients} client(s) {key.split('.', 1)[1]}",
                 digits=1,
             )
-        ratios = [o / s for o, s in zip(figures["ours"][key], figures["stock"][key], strict=True) if s]
+        ratios = [
+            o / s
+            for o, s in zip(figures["ours"].get(key, []), figures["stock"].get(key, []), strict=True)
+            if s
+        ]
         goal = at_least(ONE_CLIENT_GOAL if clients == "1" else MANY_CLIENTS_GOAL)
         bench.figure(
             f"{backend}.ratio.{key}",
@@ -333,7 +359,7 @@ def bench_backend(bench: benchlib.Bench, backend: str, args: argparse.Namespace,
         for label in labels:
             bench.figure(
                 f"{backend}.{label}.{key}",
-                figures[label][key],
+                figures[label].get(key, []),
                 unit,
                 label=f"{backend} {label} {key}",
                 digits=1,
