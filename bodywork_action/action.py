@@ -29,6 +29,7 @@ from bodywork_action.errors import (
     BodyworkActionError,
     ConfigProblem,
     InputError,
+    MissingSecrets,
 )
 from bodywork_action.executor import Progress, ProgressKind
 from bodywork_action.github.inputs import (
@@ -76,7 +77,8 @@ def run_action(environ: Mapping[str, str], *, stdout: TextIO | None = None) -> i
         code = _run(environ, run)
     except BodyworkActionError as exc:
         run.outputs["status"] = run.outputs["status"] or "error"
-        message = run.log.redactor.redact(str(exc))
+        text = exc.for_action() if isinstance(exc, MissingSecrets) else str(exc)
+        message = run.log.redactor.redact(text)
         run.outputs["summary"] = " ".join(message.split())
         run.log.annotate("error", message, title="bodywork deploy")
         run.summary = run.summary or f"## Bodywork deploy: error\n\n{_markdown_quote(message)}\n"
@@ -113,6 +115,10 @@ def _markdown_quote(text: str) -> str:
 
 
 def _run(environ: Mapping[str, str], run: _Run) -> int:
+    from bodywork_action.kube.kubeconfig import redact_client_logs
+
+    # The kubernetes client logs (a failing credential plugin's stderr, say) through `logging`.
+    redact_client_logs(lambda text: run.log.redactor.redact(text))
     kubeconfig_yaml = _mask_secrets(environ, run.log)  # first: no other input is even checked before
     inputs = read_action_inputs(environ)
     workspace = Path(run.github.workspace or ".")
@@ -139,7 +145,11 @@ def _mask_secrets(environ: Mapping[str, str], log: ActionLog) -> str:
     Reads only the ``secrets`` and ``kubeconfig`` inputs: an error in any other input may quote it,
     and by then every value that could be quoted is masked.
     """
-    from bodywork_action.kube.kubeconfig import find_kubeconfig_credentials, parse_kubeconfig_input
+    from bodywork_action.kube.kubeconfig import (
+        find_kubeconfig_credentials,
+        parse_kubeconfig_input,
+        read_kubeconfig_files,
+    )
 
     for request in parse_secrets_input(read_input(environ, "secrets")):
         for key in request.keys:
@@ -147,6 +157,10 @@ def _mask_secrets(environ: Mapping[str, str], log: ActionLog) -> str:
                 log.mask(environ[key])
     kubeconfig_text = read_input(environ, "kubeconfig")
     if not kubeconfig_text:
+        # No input: the client reads KUBECONFIG (as get-gke-credentials leaves it); mask that one.
+        for text in read_kubeconfig_files(environ.get("KUBECONFIG", "")):
+            for credential in find_kubeconfig_credentials(text):
+                log.mask(credential)
         return ""
     kubeconfig_yaml = parse_kubeconfig_input(kubeconfig_text)
     for credential in find_kubeconfig_credentials(kubeconfig_yaml):
@@ -157,7 +171,7 @@ def _mask_secrets(environ: Mapping[str, str], log: ActionLog) -> str:
 def _validate(inputs: ActionInputs, workspace: Path, run: _Run) -> Pipeline | None:
     """Validate bodywork.yaml; annotations and messages name it as the repository does."""
     log = run.log
-    config_path = workspace / inputs.config
+    config_path = config.resolve_inside(workspace, inputs.config)  # never a file outside the workspace
     outcome = config.read_config(config_path, strict=inputs.strict, check_files=True)
     problems = [_relative(p, workspace) for p in outcome.problems]
     if problems:
@@ -282,10 +296,26 @@ def _log_result(result: DeploymentResult, log: ActionLog) -> None:
 @contextlib.contextmanager
 def _kube_target(validated: _Validated, environ: Mapping[str, str]) -> Iterator[KubeTarget]:
     """The cluster to talk to: the kubeconfig input in a private file for the block's duration, or
-    (no kubeconfig input) the in-cluster configuration."""
-    from bodywork_action.kube.client import KubeTarget
-    from bodywork_action.kube.kubeconfig import write_private_kubeconfig
+    (no kubeconfig input) KUBECONFIG, ~/.kube/config or the in-cluster configuration, as kubectl.
 
+    Before anything connects: a credential plugin that cannot run here is an error saying what works
+    instead, and no secret value or kubeconfig is left in the environment a plugin would inherit."""
+    from bodywork_action.kube.client import KubeTarget
+    from bodywork_action.kube.kubeconfig import (
+        check_kubeconfig_plugins,
+        keep_from_plugins,
+        read_kubeconfig_files,
+        write_private_kubeconfig,
+    )
+
+    texts = (
+        [validated.kubeconfig_yaml]
+        if validated.kubeconfig_yaml
+        else read_kubeconfig_files(environ.get("KUBECONFIG", ""))
+    )
+    check_kubeconfig_plugins(texts, context=validated.inputs.context)
+    secret_keys = [key for request in validated.inputs.secrets for key in request.keys]
+    keep_from_plugins([*secret_keys, "INPUT_KUBECONFIG"])
     if not validated.kubeconfig_yaml:
         yield KubeTarget(kubeconfig="", context=validated.inputs.context)
         return

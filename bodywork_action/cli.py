@@ -95,10 +95,26 @@ def _print_result(result: DeploymentResult, io: Streams) -> None:
         io.print(details)
 
 
-def _kube_target(args: argparse.Namespace) -> KubeTarget:
-    from bodywork_action.kube.client import KubeTarget
+def _kube_target(args: argparse.Namespace, io: Streams, *, secret_keys: Sequence[str] = ()) -> KubeTarget:
+    """The cluster, checked before anything connects: a credential plugin that cannot run here is an
+    error saying what works instead; secret values are kept from any plugin that does run."""
+    from bodywork_action.kube.client import KubeTarget, resolve_kubeconfig_source
+    from bodywork_action.kube.kubeconfig import (
+        check_kubeconfig_plugins,
+        keep_from_plugins,
+        read_kubeconfig_files,
+        redact_client_logs,
+    )
+    from bodywork_action.redact import Redactor
 
-    return KubeTarget(kubeconfig=args.kubeconfig or "", context=args.context or "")
+    target = KubeTarget(kubeconfig=args.kubeconfig or "", context=args.context or "")
+    source = resolve_kubeconfig_source(target, io.environ, home=io.environ.get("HOME", str(Path.home())))
+    check_kubeconfig_plugins(read_kubeconfig_files(source), context=target.context)
+    values = [io.environ[key] for key in secret_keys if io.environ.get(key)]
+    redact_client_logs(Redactor(values).redact)
+    if io.environ is os.environ:
+        keep_from_plugins(list(secret_keys))
+    return target
 
 
 def _deploy_context(args: argparse.Namespace, environ: Mapping[str, str]) -> DeployContext:
@@ -180,7 +196,7 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
         result = deploy_pipeline(
             pipeline,
             context,
-            target=_kube_target(args),
+            target=_kube_target(args, io, secret_keys=sorted(supply.supplied_keys)),
             secrets=supply,
             dry_run=args.dry_run,
             smoke_tests=smoke_tests,
@@ -205,7 +221,7 @@ def cmd_status(args: argparse.Namespace, io: Streams) -> int:
 
     pipeline = config.load_pipeline(Path(args.file), strict=args.strict)
     state = read_status(
-        pipeline, target=_kube_target(args), namespace=args.namespace or "", environ=io.environ
+        pipeline, target=_kube_target(args, io), namespace=args.namespace or "", environ=io.environ
     )
     io.print(
         json.dumps(state.to_json(), indent=2)
@@ -223,7 +239,7 @@ def cmd_delete(args: argparse.Namespace, io: Streams) -> int:
     pipeline = config.load_pipeline(Path(args.file), strict=args.strict)
     outcome = delete_pipeline(
         pipeline,
-        target=_kube_target(args),
+        target=_kube_target(args, io),
         namespace=args.namespace or "",
         dry_run=args.dry_run,
         environ=io.environ,
@@ -513,3 +529,7 @@ def main(
             "rerun with --debug for the traceback and please report it"
         )
         return EXIT_BUG
+
+
+if __name__ == "__main__":  # python -m bodywork_action.cli, as well as python -m bodywork_action
+    sys.exit(main())

@@ -134,3 +134,28 @@ def test_a_missing_file_is_reported_without_an_invented_position(tmp_path: Path)
     assert code == 2
     first = out.splitlines()[0]
     assert first.startswith(f"{tmp_path / 'nope.yaml'}: ") and ":0:0" not in first and ":1:1" not in first
+
+
+def test_deploy_refuses_a_cloud_kubeconfig_whose_plugin_is_not_installed(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kc"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: gke\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "contexts: [{name: gke, context: {cluster: c, user: u}}]\n"
+        "users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1beta1, "
+        "command: cloud-auth-plugin-not-here}}}]\n"
+    )
+    code, _, err = run(
+        "deploy",
+        "-f",
+        str(PROJECT),
+        "--kubeconfig",
+        str(kubeconfig),
+        "--repo",
+        "https://x/y",
+        "--commit",
+        "a" * 40,
+    )
+    assert code == 2
+    assert "'cloud-auth-plugin-not-here', which is not installed here" in err
+    assert "token-based kubeconfig" in err and "Nothing was applied" in err

@@ -38,9 +38,9 @@ AUTH_PROVIDER_CREDENTIAL_KEYS = ("id-token", "refresh-token", "access-token", "c
 TOKEN_RECIPES = {
     "aws": "a token from `aws eks get-token --cluster-name NAME` (see README: EKS)",
     "gke-gcloud-auth-plugin": "a token from `gcloud auth print-access-token` (see README: GKE)",
-    "kubelogin": "`kubelogin convert-kubeconfig -l azurecli` in an earlier step (see README: AKS)",
+    "kubelogin": "a token from `az account get-access-token` (see README: AKS)",
     "gcp": "a token from `gcloud auth print-access-token` (see README: GKE)",
-    "azure": "`kubelogin convert-kubeconfig -l azurecli` in an earlier step (see README: AKS)",
+    "azure": "a token from `az account get-access-token` (see README: AKS)",
     "oidc": "a token-based kubeconfig (a service account token, see README: cloud clusters)",
 }
 GENERIC_RECIPE = "a token-based kubeconfig (a service account token, see README: cloud clusters)"

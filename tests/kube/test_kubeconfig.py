@@ -141,7 +141,7 @@ GCP_PROVIDER = {"auth-provider": {"name": "gcp", "config": {"access-token": "ya2
     [
         (EKS_USER, "'aws'", "aws eks get-token"),
         (GKE_USER, "'gke-gcloud-auth-plugin'", "gcloud auth print-access-token"),
-        (AKS_USER, "'kubelogin'", "kubelogin convert-kubeconfig -l azurecli"),
+        (AKS_USER, "'kubelogin'", "az account get-access-token"),
         (GCP_PROVIDER, "auth-provider 'gcp'", "gcloud auth print-access-token"),
     ],
 )
