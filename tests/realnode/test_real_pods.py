@@ -172,15 +172,6 @@ def test_failing_batch_stage_retries_in_real_pods_then_run_on_failure_runs(real:
 
 
 # ----------------------------------------------------------------------------------------------- (c)
-@pytest.mark.xfail(
-    strict=True,
-    reason="bodywork_action/render.py BOOTSTRAP_PROGRAM: signal.alarm(time_limit) then os.execv leaves the "
-    "module as the container's PID 1, and the kernel drops signals whose action is the default for a PID "
-    "namespace's init, so SIGALRM never stops it; the attempt runs on to the pod's activeDeadlineSeconds "
-    "(limit + 300 s start-up allowance). At HEAD the limit is the Job's whole budget instead. Fix: the "
-    "bootstrap runs the module as a child (subprocess with a timeout, SIGKILL, exit 128+signal, SIGTERM "
-    "forwarded), not by exec",
-)
 def test_batch_stage_over_its_time_limit_is_killed_near_the_limit_per_attempt(real: RealCluster) -> None:
     """max_completion_time_seconds is per attempt, as Bodywork's users read it: each attempt's module is
     stopped near that limit, and the retry gets its own full time (not a share of one Job budget)."""
