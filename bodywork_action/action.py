@@ -40,7 +40,7 @@ from bodywork_action.github.inputs import (
     read_input,
 )
 from bodywork_action.github.workflow import ActionLog, append_summary, format_command, write_outputs
-from bodywork_action.model import DeployContext, Pipeline, StageKind
+from bodywork_action.model import DeployContext, Pipeline
 from bodywork_action.results import DeploymentResult
 from bodywork_action.secret_groups import parse_secrets_input
 
@@ -238,7 +238,9 @@ def _deploy(validated: _Validated, environ: Mapping[str, str], run: _Run, *, dry
         inputs.secrets, [environ], group=inputs.secrets_group, surface=secret_groups.Surface.ACTION
     )
     smoke_tests = options.parse_smoke_tests(inputs.smoke_test, pipeline)
-    mlflow_stage = _mlflow_stage(pipeline, inputs.mlflow_stage)
+    mlflow_stage, why = options.choose_mlflow_stage(pipeline, inputs.mlflow_stage)
+    if why:
+        log.info(f"mlflow-url: {f'stage {mlflow_stage}, ' if mlflow_stage else 'not set: '}{why}")
     # timeout-minutes: past it the executor stops waiting, as on Ctrl+C, and reports what ran.
     cancel = threading.Event()
     deadline = threading.Timer(inputs.timeout_minutes * 60, cancel.set)
@@ -361,18 +363,6 @@ def _deploy_context(validated: _Validated, github: GitHubContext) -> DeployConte
         ingress_class=inputs.ingress_class,
         git_credentials_secret=inputs.git_credentials_secret,
     )
-
-
-def _mlflow_stage(pipeline: Pipeline, requested: str) -> str:
-    services = [s for s in pipeline.dag_stages if s.kind is StageKind.SERVICE]
-    if requested:
-        if requested not in {s.name for s in services}:
-            raise InputError(f"input 'mlflow-stage': {requested!r} is not a service stage of the DAG")
-        return requested
-    for stage in services:
-        if any(req.lower().replace("_", "-").startswith("mlflow") for req in stage.requirements):
-            return stage.name
-    return ""
 
 
 def _progress_reporter(log: ActionLog) -> Callable[[Progress], None]:

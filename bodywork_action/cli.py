@@ -219,7 +219,7 @@ def cmd_status(args: argparse.Namespace, io: Streams) -> int:
     from bodywork_action import config, report
     from bodywork_action.kube.inventory import read_status
 
-    pipeline = config.load_pipeline(Path(args.file), strict=args.strict)
+    pipeline = config.load_pipeline(Path(args.file))
     state = read_status(
         pipeline, target=_kube_target(args, io), namespace=args.namespace or "", environ=io.environ
     )
@@ -236,7 +236,7 @@ def cmd_delete(args: argparse.Namespace, io: Streams) -> int:
     from bodywork_action.github.inputs import read_github_context
     from bodywork_action.kube.inventory import delete_pipeline
 
-    pipeline = config.load_pipeline(Path(args.file), strict=args.strict)
+    pipeline = config.load_pipeline(Path(args.file))
     outcome = delete_pipeline(
         pipeline,
         target=_kube_target(args, io),
@@ -287,7 +287,10 @@ def cmd_stop(args: argparse.Namespace, io: Streams) -> int:
 # --- parser -----------------------------------------------------------------------------------------
 
 
-def _add_config_arguments(parser: argparse.ArgumentParser, *, check_files_default: bool = False) -> None:
+def _add_config_arguments(
+    parser: argparse.ArgumentParser, *, strict: bool = True, check_files: bool = True
+) -> None:
+    """``--file``, and the validation flags where they change what the command does."""
     parser.add_argument(
         "--file",
         "-f",
@@ -295,15 +298,16 @@ def _add_config_arguments(parser: argparse.ArgumentParser, *, check_files_defaul
         metavar="PATH",
         help="the bodywork.yaml to read (default: %(default)s)",
     )
-    parser.add_argument(
-        "--strict", action="store_true", help="treat warnings (unknown keys, duplicate keys) as errors"
-    )
-    parser.add_argument(
-        "--check-files",
-        action="store_true",
-        default=check_files_default,
-        help="check that every stage's executable_module_path exists, relative to the config's directory",
-    )
+    if strict:
+        parser.add_argument(
+            "--strict", action="store_true", help="treat warnings (unknown keys, duplicate keys) as errors"
+        )
+    if check_files:
+        parser.add_argument(
+            "--check-files",
+            action="store_true",
+            help="check that every stage's executable_module_path exists, relative to the config's directory",
+        )
 
 
 def _add_context_arguments(parser: argparse.ArgumentParser) -> None:
@@ -374,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Create or update secrets, then apply the DAG step by step (batch stages as Jobs, "
         "service stages as Deployments + Services), waiting by watching; failed services roll back.",
     )
-    _add_config_arguments(deploy, check_files_default=False)
+    _add_config_arguments(deploy)
     _add_cluster_arguments(deploy)
     _add_context_arguments(deploy)
     _add_secret_arguments(deploy)
@@ -384,18 +388,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lock_argument(deploy)
     deploy.set_defaults(handler=cmd_deploy)
 
-    status = commands.add_parser("status", help="show what is deployed for this pipeline, per stage")
-    _add_config_arguments(status)
+    status = commands.add_parser(
+        "status",
+        help="show what is deployed for this pipeline, per stage",
+        description="Read what this pipeline has in its namespace (Jobs, Deployments, Services, Ingresses "
+        "labelled as its own) and give each stage's verdict: running, succeeded or failed and why.",
+    )
+    _add_config_arguments(status, strict=False, check_files=False)
     _add_cluster_arguments(status)
     status.add_argument("--namespace", metavar="NS", help="look in NS instead of the pipeline's namespace")
-    status.add_argument("--format", choices=("text", "json"), default="text")
+    status.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text (default): a table; json: one document, for scripts",
+    )
     status.set_defaults(handler=cmd_status)
 
     delete = commands.add_parser(
         "delete",
         help="remove what this pipeline created (its namespace only if this tool created it)",
+        description="Delete every object labelled as this pipeline's (Jobs, Deployments, Services, "
+        "Ingresses, the Secrets it created); the namespace too, but only if this tool created it for this "
+        "pipeline and nothing else is left in it.",
     )
-    _add_config_arguments(delete)
+    _add_config_arguments(delete, strict=False, check_files=False)
     _add_cluster_arguments(delete)
     delete.add_argument(
         "--namespace", metavar="NS", help="delete from NS instead of the pipeline's namespace"
@@ -410,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run each stage as a local process (per-stage virtual environments cached by their "
         "requirements); services stay up until Ctrl+C, or with --detach until `stop --local`.",
     )
-    _add_config_arguments(run)
+    _add_config_arguments(run, check_files=False)  # a local run checks every module path anyway
     run.add_argument("--local", action="store_true", required=True, help="run on this machine (required)")
     _add_secret_arguments(run, with_group=False)
     run.add_argument(
@@ -425,7 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=cmd_run)
 
-    stop = commands.add_parser("stop", help="stop services left running by `run --local --detach`")
+    stop = commands.add_parser(
+        "stop",
+        help="stop services left running by `run --local --detach`",
+        description="Stop every service (and whatever it started) that `run --local --detach` left "
+        "running for this project: SIGTERM, then SIGKILL after the grace period.",
+    )
     stop.add_argument("--local", action="store_true", required=True, help="stop local services (required)")
     stop.add_argument(
         "--file", "-f", default="bodywork.yaml", metavar="PATH", help="the project's bodywork.yaml"
@@ -467,12 +489,16 @@ def _add_lock_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_secret_arguments(parser: argparse.ArgumentParser, *, with_group: bool = True) -> None:
+    what = (
+        "create or update Kubernetes secret NAME with these keys"
+        if with_group
+        else "supply secret NAME's keys to the stages that name them"
+    )
     parser.add_argument(
         "--secret",
         action="append",
         metavar="NAME=KEY1,KEY2",
-        help="create or update secret NAME with these keys, each value read from the environment variable "
-        "of the same name (repeatable)",
+        help=f"{what}, each value read from the environment variable of the same name (repeatable)",
     )
     if with_group:
         parser.add_argument(

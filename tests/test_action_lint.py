@@ -179,3 +179,42 @@ def test_entrypoint_is_thin_and_imports_nothing_at_import_time() -> None:
     )
     assert_clean(result)
     assert result.stdout.strip() == "['annotations', 'main', 'os', 'sys']"
+
+
+def test_the_status_output_lists_exactly_the_values_the_action_sets() -> None:
+    import ast
+    import re
+
+    from bodywork_action.results import DeploymentStatus
+
+    source = (ROOT / "bodywork_action" / "action.py").read_text()
+    set_literally = {
+        node.value.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        and any(
+            isinstance(t, ast.Subscript) and ast.unparse(t) == "run.outputs['status']" for t in node.targets
+        )
+    }
+    set_literally |= set(re.findall(r'run\.outputs\["status"\] or "(\w+)"', source))
+    documented = yaml.safe_load((ROOT / "action.yml").read_text())["outputs"]["status"]["description"]
+    words = set(re.findall(r"\b[a-z]+\b", documented.split("-", 1)[1]))
+    expected = set_literally | {status.value for status in DeploymentStatus}
+    assert set_literally >= {"valid", "invalid", "planned", "deleted", "error", "cancelled"}
+    assert expected <= words, f"action.yml does not mention {sorted(expected - words)}"
+    candidates = {
+        "succeeded",
+        "failed",
+        "cancelled",
+        "valid",
+        "invalid",
+        "planned",
+        "deleted",
+        "error",
+        "skipped",
+    }
+    assert words & candidates == expected, (
+        f"action.yml mentions values never set: {sorted(words & candidates - expected)}"
+    )
