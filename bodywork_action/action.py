@@ -158,7 +158,7 @@ def _mask_secrets(environ: Mapping[str, str], log: ActionLog) -> str:
     kubeconfig_text = read_input(environ, "kubeconfig")
     if not kubeconfig_text:
         # No input: the client reads KUBECONFIG (as get-gke-credentials leaves it); mask that one.
-        for text in read_kubeconfig_files(environ.get("KUBECONFIG", "")):
+        for text in read_kubeconfig_files(environ.get("KUBECONFIG", "")).values():
             for credential in find_kubeconfig_credentials(text):
                 log.mask(credential)
         return ""
@@ -304,18 +304,18 @@ def _kube_target(validated: _Validated, environ: Mapping[str, str]) -> Iterator[
     instead, and no secret value or kubeconfig is left in the environment a plugin would inherit."""
     from bodywork_action.kube.client import KubeTarget
     from bodywork_action.kube.kubeconfig import (
-        check_kubeconfig_plugins,
+        check_kubeconfigs,
         keep_from_plugins,
         read_kubeconfig_files,
         write_private_kubeconfig,
     )
 
-    texts = (
-        [validated.kubeconfig_yaml]
+    files = (
+        {"from the kubeconfig input": validated.kubeconfig_yaml}
         if validated.kubeconfig_yaml
         else read_kubeconfig_files(environ.get("KUBECONFIG", ""))
     )
-    check_kubeconfig_plugins(texts, context=validated.inputs.context)
+    check_kubeconfigs(files, context=validated.inputs.context)
     secret_keys = [key for request in validated.inputs.secrets for key in request.keys]
     keep_from_plugins([*secret_keys, "INPUT_KUBECONFIG"])
     if not validated.kubeconfig_yaml:

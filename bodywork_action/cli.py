@@ -100,7 +100,7 @@ def _kube_target(args: argparse.Namespace, io: Streams, *, secret_keys: Sequence
     error saying what works instead; secret values are kept from any plugin that does run."""
     from bodywork_action.kube.client import KubeTarget, resolve_kubeconfig_source
     from bodywork_action.kube.kubeconfig import (
-        check_kubeconfig_plugins,
+        check_kubeconfigs,
         keep_from_plugins,
         read_kubeconfig_files,
         redact_client_logs,
@@ -109,7 +109,7 @@ def _kube_target(args: argparse.Namespace, io: Streams, *, secret_keys: Sequence
 
     target = KubeTarget(kubeconfig=args.kubeconfig or "", context=args.context or "")
     source = resolve_kubeconfig_source(target, io.environ, home=io.environ.get("HOME", str(Path.home())))
-    check_kubeconfig_plugins(read_kubeconfig_files(source), context=target.context)
+    check_kubeconfigs(read_kubeconfig_files(source), context=target.context)
     values = [io.environ[key] for key in secret_keys if io.environ.get(key)]
     redact_client_logs(Redactor(values).redact)
     if io.environ is os.environ:

@@ -106,13 +106,13 @@ def check_credential_plugins(
         )
 
 
-def read_kubeconfig_files(source: str) -> list[str]:
-    """The text of each existing kubeconfig file in ``source`` (a KUBECONFIG-style path list)."""
-    texts = []
+def read_kubeconfig_files(source: str) -> dict[str, str]:
+    """Path → text of each existing kubeconfig file in ``source`` (a KUBECONFIG-style path list)."""
+    texts = {}
     for part in source.split(os.pathsep):
         path = Path(part).expanduser() if part else None
         if path is not None and path.is_file():
-            texts.append(path.read_text(encoding="utf-8", errors="replace"))
+            texts[part] = path.read_text(encoding="utf-8", errors="replace")
     return texts
 
 
@@ -222,9 +222,31 @@ def write_private_kubeconfig(kubeconfig_yaml: str, environ: Mapping[str, str]) -
             os.rmdir(directory)
 
 
-def check_kubeconfig_plugins(texts: list[str], *, context: str = "") -> None:
-    """``check_credential_plugins`` over every kubeconfig text that will be loaded."""
-    for text in texts:
+def check_kubeconfigs(files: Mapping[str, str], *, context: str = "") -> None:
+    """Everything about the kubeconfig(s) to be loaded that can be told before connecting, as one
+    clear InputError: a file that is not YAML (where, never what it holds), a context that is not in
+    them (and the ones that are), a credential plugin that cannot run here. ``files``: name → text."""
+    contexts: list[str] = []
+    for name, text in files.items():
+        try:
+            document = yaml.safe_load(text)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise InputError(f"kubeconfig {name} is not valid YAML: {exc.problem}{where}") from None
+        except yaml.YAMLError:
+            raise InputError(f"kubeconfig {name} is not valid YAML") from None
+        if not isinstance(document, dict):
+            raise InputError(
+                f"kubeconfig {name} is not a kubeconfig (expected a mapping with clusters, users, contexts)"
+            )
+        contexts += [
+            str(entry.get("name")) for entry in document.get("contexts") or [] if isinstance(entry, dict)
+        ]
+    if context and files and context not in contexts:
+        known = ", ".join(sorted(set(contexts))) or "none"
+        raise InputError(f"context {context!r} is not in the kubeconfig; its contexts: {known}")
+    for text in files.values():
         check_credential_plugins(find_credential_plugins(text, context=context))
 
 

@@ -171,7 +171,7 @@ def test_only_the_chosen_context_s_user_matters() -> None:
 def test_the_real_which_finds_no_such_plugin_here() -> None:
     user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "no-such-plugin-7f3a"}}
     with pytest.raises(InputError, match="'no-such-plugin-7f3a', which is not installed here"):
-        kubeconfig.check_kubeconfig_plugins([cloud_kubeconfig(user)])
+        kubeconfig.check_kubeconfigs({"kc": cloud_kubeconfig(user)})
 
 
 def test_client_log_records_are_redacted_before_any_handler(caplog: pytest.LogCaptureFixture) -> None:
@@ -198,4 +198,21 @@ def test_kubeconfig_files_of_a_path_list_are_read_and_missing_ones_skipped(tmp_p
     first = tmp_path / "a"
     first.write_text("one")
     source = os.pathsep.join([str(first), str(tmp_path / "missing"), ""])
-    assert kubeconfig.read_kubeconfig_files(source) == ["one"]
+    assert kubeconfig.read_kubeconfig_files(source) == {str(first): "one"}
+
+
+def test_a_garbage_kubeconfig_is_located_and_never_quoted() -> None:
+    with pytest.raises(InputError) as caught:
+        kubeconfig.check_kubeconfigs(
+            {"/tmp/kc": f"apiVersion: v1\nusers: [\n  - token: {CANARY_TOKEN}\n  - {{\n"}
+        )
+    message = str(caught.value)
+    assert message.startswith("kubeconfig /tmp/kc is not valid YAML: ") and "at line " in message
+    assert CANARY_TOKEN not in message
+
+
+def test_an_unknown_context_lists_the_ones_there_are() -> None:
+    with pytest.raises(
+        InputError, match=r"context 'prod' is not in the kubeconfig; its contexts: eks, plain"
+    ):
+        kubeconfig.check_kubeconfigs({"kc": cloud_kubeconfig(EKS_USER, current="plain")}, context="prod")
