@@ -8,7 +8,7 @@ each fault rate, each deploy against a fresh fake. A fault rate ``r`` fails ``r`
 requests, a quarter each 429 (Retry-After: 0), 500, 503 and dropped connections; every watch
 stream is cut after 20 events. A deploy counts as correct only if it succeeded with every stage
 succeeded, one Job per batch stage (and exactly two successful Job creates), the right Deployments,
-Services and Ingress, and the secret holding exactly the supplied values (tests/deploy/faulty.py).
+Services and Ingress, and the secret holding exactly the supplied values (testing/fault_deploys.py).
 
 Outage: one deploy where every request is dropped for ``--outage`` seconds from the moment stage b's
 Job exists (b finishes 10 s into the outage); figures: did the deploy succeed (1/0), and its wall
@@ -45,7 +45,7 @@ def child(args: argparse.Namespace) -> None:
     from bodywork_action.kube.deploy import deploy_pipeline
     from testing.builders import context, mlflow_secret_supply
     from testing.fake_k8s.cluster import FakeCluster
-    from tests.deploy.faulty import check_deploy, faulty_pipeline, set_fault_rate
+    from testing.fault_deploys import check_deploy, faulty_pipeline, set_fault_rate
 
     def one(rate: float, seed: int) -> bool:
         fake = FakeCluster(time_scale=0.05, bookmark_interval=0.2)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import time
 import uuid
@@ -336,3 +337,16 @@ def lock(python: str = "python3") -> Sequence[Path]:
         )
         outputs.append(REPO_ROOT / target)
     return outputs
+
+
+def checkout(root: Path, files: dict[str, str] | None = None) -> Path:
+    """A workspace owned by the runner's user, holding the repository's MLflow example (or ``files``)."""
+    root.mkdir(parents=True)
+    if files is None:
+        for name in ("bodywork.yaml", "mlflow_server.py"):
+            shutil.copy(REPO_ROOT / name, root / name)
+    else:
+        for name, text in files.items():
+            (root / name).write_text(text)
+    chown_tree(root)
+    return root

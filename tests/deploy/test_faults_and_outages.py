@@ -22,7 +22,7 @@ from bodywork_action.results import DeploymentStatus, StageStatus
 from testing.builders import batch, context, four_stage_pipeline, mlflow_secret_supply, pipeline
 from testing.deploy_runs import NAME_LABEL, Deployer, names
 from testing.fake_k8s.cluster import FakeCluster
-from tests.deploy.faulty import check_deploy, deploy_with_faults, faulty_pipeline
+from testing.fault_deploys import check_deploy, deploy_with_faults, faulty_pipeline
 
 PARALLEL_DEPLOYS = 3  # each against its own fake; they spend most of their time waiting
 

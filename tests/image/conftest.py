@@ -8,14 +8,13 @@ when CI=true.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from testing.fake_k8s.fixtures import fake_cluster, fake_cluster_https  # noqa: F401
-from testing.image import REPO_ROOT, Build, RunnerDirs, build_image, chown_tree
+from testing.image import Build, RunnerDirs, build_image, checkout
 from testing.images import Engine, EngineUnavailable, ImageBuildFailed, ensure_engine, required
 
 
@@ -57,19 +56,6 @@ def image(built: Build) -> str:
 @pytest.fixture
 def dirs(tmp_path: Path) -> RunnerDirs:
     return RunnerDirs(tmp_path / "runner")
-
-
-def checkout(root: Path, files: dict[str, str] | None = None) -> Path:
-    """A workspace owned by the runner's user, holding the repository's MLflow example (or ``files``)."""
-    root.mkdir(parents=True)
-    if files is None:
-        for name in ("bodywork.yaml", "mlflow_server.py"):
-            shutil.copy(REPO_ROOT / name, root / name)
-    else:
-        for name, text in files.items():
-            (root / name).write_text(text)
-    chown_tree(root)
-    return root
 
 
 @pytest.fixture

@@ -13,9 +13,8 @@ from pathlib import Path
 from testing.action_runs import MLFLOW_SECRET_ENV, MLFLOW_SECRETS_INPUT, OUTPUT_NAMES, TWO_STAGE_YAML
 from testing.fake_k8s import Scenario
 from testing.fake_k8s.cluster import FakeCluster
-from testing.image import REPO_ROOT, ContainerRun, RunnerDirs, run_container_action
+from testing.image import REPO_ROOT, ContainerRun, RunnerDirs, checkout, run_container_action
 from testing.images import Engine
-from tests.image.conftest import checkout
 
 MLFLOW_URL = "http://server.bodywork-mlflow.svc.cluster.local:5000"
 NAME_LABEL = "app.kubernetes.io/name"
