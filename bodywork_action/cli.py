@@ -284,6 +284,74 @@ def cmd_stop(args: argparse.Namespace, io: Streams) -> int:
     return stop_local(Path(args.file).resolve().parent, out=io.out)
 
 
+def cmd_migrate(args: argparse.Namespace, io: Streams) -> int:
+    """Upgrade a Bodywork 2.x file: the diff on stdout (or the file rewritten with --write), then what
+    still needs a person on stderr; exit 0 only when the result is a valid version 1.1 file."""
+    import difflib
+
+    from bodywork_action import config, report
+    from bodywork_action.migrate import MigrationError, migrate_text
+    from bodywork_action.model import SCHEMA_VERSION
+
+    path = Path(args.file)
+    shown = str(path)
+    try:
+        text = config.read_config_bytes(path).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"cannot migrate {shown}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        migration = migrate_text(text)
+    except MigrationError as exc:
+        raise MigrationError(f"cannot migrate {shown}: {exc}") from None
+    if not migration.changed:
+        io.error(
+            f'{shown} is already version "{SCHEMA_VERSION}": nothing to migrate (check it with `validate`)'
+        )
+        return EXIT_OK
+    if args.write:
+        _replace_file(path, migration.text.encode("utf-8"))
+        io.error(f'{shown}: version "{migration.from_version}" → "{SCHEMA_VERSION}", written')
+    else:
+        diff = difflib.unified_diff(
+            text.splitlines(keepends=True),
+            migration.text.splitlines(keepends=True),
+            fromfile=f"a/{shown}",
+            tofile=f"b/{shown}",
+        )
+        io.out.write("".join(line if line.endswith("\n") else line + "\n" for line in diff))
+        io.out.flush()
+    outcome = config.validate_config(migration.text.encode("utf-8"), file=shown)
+    if migration.notes or outcome.problems:
+        io.error("still needs a person:")
+    for note in migration.notes:
+        io.error(f"{shown}:{note.line}: note: {note.message}")
+    io.error(report.format_problems_text(shown, outcome.problems))
+    if not args.write:
+        io.error("(a preview: rerun with --write to change the file)")
+    return EXIT_OK if outcome.pipeline is not None else EXIT_INVALID_INPUT
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` over ``path`` atomically (a temporary file beside it, then a rename), keeping the
+    file's permissions; a symbolic link keeps pointing at the rewritten file."""
+    import stat
+    import tempfile
+
+    target = Path(os.path.realpath(path))
+    mode = stat.S_IMODE(os.stat(target).st_mode)
+    fd, staging = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".migrate")
+    try:
+        with open(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(staging, mode)
+        os.replace(staging, target)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+
+
 # --- parser -----------------------------------------------------------------------------------------
 
 
@@ -354,6 +422,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="text (default), json, or github (::error workflow commands, at most 10)",
     )
     validate.set_defaults(handler=cmd_validate)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="upgrade a Bodywork 2.x bodywork.yaml (version 1.0) to version 1.1",
+        description='Upgrade a Bodywork 2.x file (version "1.0" or "0.1") to version "1.1" '
+        '(Bodywork 3.0\'s format: version "1.1", project: renamed pipeline:), keeping comments and '
+        "layout. Prints a unified diff (or rewrites the file with --write), then validates the result "
+        "and lists what still needs a person. Exit 0 when the result is valid, 2 otherwise.",
+    )
+    migrate.add_argument(
+        "--file",
+        "-f",
+        default="bodywork.yaml",
+        metavar="PATH",
+        help="the bodywork.yaml to upgrade (default: %(default)s)",
+    )
+    migrate.add_argument(
+        "--write",
+        action="store_true",
+        help="rewrite the file in place (atomically, keeping its permissions) instead of printing a diff",
+    )
+    migrate.set_defaults(handler=cmd_migrate)
 
     plan = commands.add_parser(
         "plan",

@@ -28,7 +28,7 @@ VALUES = {"errors", "model", "results"}
 ENTRY_POINTS = {"cli", "action", "__main__"}
 SHELL_FOLDERS = {"kube", "github", "local"}
 IO_MODULES = {"kubernetes", "requests", "urllib3", "subprocess", "socket", "http.client"}
-HEAVY_AT_STARTUP = {"kubernetes", "requests", "urllib3", "jsonschema", "yaml", "mlflow"}
+HEAVY_AT_STARTUP = {"kubernetes", "requests", "urllib3", "jsonschema", "yaml", "ruamel", "mlflow"}
 
 
 def module_name(path: Path) -> str:
