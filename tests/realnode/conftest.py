@@ -25,7 +25,8 @@ from bodywork_action.kube.deploy import deploy_pipeline
 from bodywork_action.model import DeployContext, Pipeline
 from bodywork_action.results import DeploymentResult
 from testing.cluster.fixtures import real_tier
-from testing.cluster.realnode import RealTier
+from testing.cluster.realnode import RealTier, real_node_required
+from testing.cluster.sshserve import SshGitServer, SshServeError
 
 __all__ = ["real_tier"]
 
@@ -145,6 +146,23 @@ def real(real_tier: RealTier) -> Iterator[RealCluster]:
         yield cluster
     finally:
         cluster.cleanup()
+
+
+@pytest.fixture
+def ssh_git(real_tier: RealTier, tmp_path: Path) -> Iterator[SshGitServer]:
+    """A private sshd serving the node's git root over SSH, on the bridge's gateway address only;
+    stopped by its PID afterwards. Without Debian's openssh-server it skips (fails where the real node
+    is required: CI)."""
+    try:
+        server = SshGitServer(real_tier.node.gateway, tmp_path / "sshd")
+    except SshServeError as exc:
+        if real_node_required():
+            pytest.fail(f"git over SSH unavailable: {exc}", pytrace=False)
+        pytest.skip(f"git over SSH unavailable: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def run_entrypoint(

@@ -18,7 +18,8 @@ import pytest
 
 from bodywork_action.kube.inventory import delete_pipeline, read_status
 from bodywork_action.results import DeploymentStatus, StageStatus
-from tests.realnode.conftest import RealCluster, program_output, result_of, run_entrypoint
+from testing.cluster.sshserve import SshGitServer
+from tests.realnode.conftest import RealCluster, program_output, result_of, run_entrypoint, stage_logs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -421,3 +422,102 @@ def test_a_private_repository_is_cloned_with_the_token_in_the_credentials_secret
     (pod,) = real.pods(other, "hello")[:1]
     init = pod.status.init_container_statuses[0]
     assert init.name == "git-sync" and (init.state.terminated or init.last_state.terminated).exit_code != 0
+
+
+# ------------------------------------------------------------------------- private repository over SSH
+def _ssh_credentials(real: RealCluster, namespace: str, private_key: str, known_hosts: str) -> None:
+    from kubernetes import client
+
+    with real.api() as api:
+        core = client.CoreV1Api(api)
+        core.create_namespace({"metadata": {"name": namespace}})
+        core.create_namespaced_secret(
+            namespace,
+            {
+                "metadata": {"name": "git-ssh"},
+                "stringData": {"ssh": private_key, "known_hosts": known_hosts},
+            },
+        )
+
+
+def _ssh_project(real: RealCluster, ssh_git: SshGitServer) -> tuple[Any, str, str]:
+    """A project served only over SSH whose branch tip has moved past the commit under test."""
+    stages = {"hello": batch("hello.py")}
+    hello = "import os\nprint('{version} ran over ssh at', os.environ['GIT_COMMIT_HASH'])\n"
+    project, first = real.project(
+        {
+            "bodywork.yaml": pipeline_yaml("ssh", "hello", stages),
+            "hello.py": hello.format(version="v1"),
+        }
+    )
+    second = project.commit({"hello.py": hello.format(version="v2")}, "tip")
+    project.url = ssh_git.url(project.path)
+    return project, first, second
+
+
+def _served_over_http(real: RealCluster, project: Any) -> list[tuple[str, str, int]]:
+    return [r for r in real.tier.node.host_server.requests if f"/git/{project.name}" in r[1]]
+
+
+def test_a_private_repository_is_cloned_over_ssh_with_the_deploy_key_and_known_hosts(
+    real: RealCluster, ssh_git: SshGitServer
+) -> None:
+    project, first, second = _ssh_project(real, ssh_git)
+    assert project.url.startswith(f"ssh://root@{real.tier.node.gateway}:{ssh_git.port}/")
+    namespace = real.namespace()
+    _ssh_credentials(real, namespace, ssh_git.private_key, ssh_git.known_hosts_line)
+    started = time.monotonic()
+    result = real.deploy(project, first, namespace, git_credentials_secret="git-ssh")
+    print(f"SSH private repository: deploy took {time.monotonic() - started:.1f}s")
+    assert result.status is DeploymentStatus.SUCCEEDED, result.message
+    # The exact commit ran (v1), not the branch tip (v2) ...
+    (hello_log,) = pod_logs(real, namespace, "hello")
+    assert program_output(hello_log, "hello.py") == [f"v1 ran over ssh at {first}"]
+    assert second != first
+    # ... fetched over SSH with the deploy key (git-shell ran upload-pack), never over HTTP.
+    log = ssh_git.log_text()
+    assert "Accepted publickey for root" in log, log
+    assert "git-shell" in log
+    assert _served_over_http(real, project) == []
+
+
+def test_a_wrong_ssh_known_hosts_line_fails_the_stage_quickly_and_says_why(
+    real: RealCluster, ssh_git: SshGitServer, tmp_path: Path
+) -> None:
+    from testing.cluster.sshserve import keygen
+
+    project, first, _ = _ssh_project(real, ssh_git)
+    impostor = keygen(tmp_path / "other_host_key", "not-the-server")
+    wrong = f"[{ssh_git.host}]:{ssh_git.port} {' '.join(impostor.split()[:2])}\n"
+    namespace = real.namespace()
+    _ssh_credentials(real, namespace, ssh_git.private_key, wrong)
+    cancel = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def deploy() -> None:
+        outcome["result"] = real.deploy(
+            project, first, namespace, git_credentials_secret="git-ssh", cancel=cancel
+        )
+
+    started = time.monotonic()
+    worker = threading.Thread(target=deploy, daemon=True)
+    worker.start()
+    try:
+        worker.join(timeout=180)  # bounded: a clone that can't verify the host must not hang
+        elapsed = time.monotonic() - started
+        assert not worker.is_alive(), f"the deploy still waits after {elapsed:.0f}s"
+    finally:
+        cancel.set()
+        worker.join(timeout=120)
+    print(f"SSH wrong known_hosts: the deploy failed after {elapsed:.1f}s")
+    result = outcome["result"]
+    assert result.status is DeploymentStatus.FAILED
+    hello = result_of(result, "hello")
+    assert hello.status is StageStatus.FAILED
+    # The stage's failure says why: ssh refused the host key, in git-sync's own log.
+    assert "Host key verification failed" in stage_logs(result, "hello"), hello
+    (pod,) = real.pods(namespace, "hello")[:1]
+    init = pod.status.init_container_statuses[0]
+    assert init.name == "git-sync" and (init.state.terminated or init.last_state.terminated).exit_code != 0
+    # The client stopped before authenticating: the server never accepted the key.
+    assert "Accepted publickey" not in ssh_git.log_text()
