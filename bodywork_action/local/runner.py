@@ -140,6 +140,17 @@ class _Running:
         return self.process.pid  # start_new_session: the leader's pid is the group id
 
 
+def describe_exit(code: int | None) -> str:
+    """``exited with code 1``, or ``was killed by SIGKILL`` for a process a signal ended (code < 0)."""
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with code {code}"
+
+
 def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
@@ -403,7 +414,7 @@ class LocalBackend:
         running.process.stdout.close()
         code = running.process.wait()
         if running in self._services and not running.stopping:
-            self._console.write(f"service {name} exited with code {code}")
+            self._console.write(f"service {name} {describe_exit(code)}")
             if not self.running_services:
                 self.services_done.set()
 
@@ -470,7 +481,7 @@ class LocalBackend:
                 )
             else:
                 reason = "Error"
-                message = f"exited with code {code}"
+                message = describe_exit(code)
             left = attempts - attempt
             if left:
                 self._console.write(f"{stage.name}: attempt {attempt} {message}; retrying ({left} left)")
@@ -541,7 +552,7 @@ class LocalBackend:
                 return (
                     False,
                     "ExitedDuringStartup",
-                    f"exited with code {running.process.returncode} before ready",
+                    f"{describe_exit(running.process.returncode)} before ready",
                 )
             remaining = deadline - time.monotonic()
             try:
@@ -1082,7 +1093,7 @@ def _serve_until_stopped(
         r.evolve(
             status=StageStatus.FAILED,
             reason="Exited",
-            message=f"exited with code {codes[r.stage]} after ready",
+            message=f"{describe_exit(codes[r.stage])} after ready",
         )
         if r.stage in codes and not r.run_on_failure
         else r

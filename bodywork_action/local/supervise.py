@@ -298,6 +298,7 @@ def main(argv: Sequence[str]) -> int:
     code = supervisor.run()
     sys.stdout.flush()
     if code < 0:  # the stage died of a signal: so does its supervisor, for the runner to see the same
-        signal.signal(-code, signal.SIG_DFL)
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL and SIGSTOP can't be (and needn't be) reset
+            signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     return code

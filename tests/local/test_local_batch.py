@@ -85,3 +85,16 @@ def test_run_on_failure_does_not_run_when_everything_succeeds(project: Project) 
     assert run.result.status is DeploymentStatus.SUCCEEDED
     assert read_records(project.out_dir, "cleanup") == []
     assert os.path.exists(project.out_dir / "prepare.jsonl")
+
+
+def test_a_stage_killed_by_sigkill_is_reported_as_killed_without_a_traceback(project: Project) -> None:
+    (project.root / "oom.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    killed = batch("prepare", "oom.py", retries=0)
+
+    run = project.run(standard_pipeline(free_port(), prepare=killed))
+
+    assert run.result.status is DeploymentStatus.FAILED
+    prepare = run.result.stage("prepare")
+    assert prepare.status is StageStatus.FAILED
+    assert "Traceback" not in run.output and "Traceback" not in "\n".join(prepare.logs.get("prepare", ()))
+    assert prepare.message.startswith("was killed by SIGKILL")
