@@ -58,28 +58,45 @@ class CredentialPlugin:
 def find_credential_plugins(kubeconfig_yaml: str, *, context: str = "") -> list[CredentialPlugin]:
     """The plugin of the user that ``context`` (default: the current context) uses, if any."""
     document = _load_kubeconfig_document(kubeconfig_yaml) or {}
-    chosen = context or str(document.get("current-context") or "")
-    users = {
-        str(entry.get("name")): entry.get("user") or {}
-        for entry in document.get("users") or []
-        if isinstance(entry, dict)
-    }
-    wanted = [
-        str((entry.get("context") or {}).get("user") or "")
-        for entry in document.get("contexts") or []
-        if isinstance(entry, dict) and str(entry.get("name")) == chosen
-    ]
+    return _plugins_of(_merge([document]), context=context)
+
+
+@dataclass(frozen=True)
+class _Merged:
+    current_context: str
+    contexts: Mapping[str, Mapping[str, Any]]  # name -> its `context` mapping
+    users: Mapping[str, Mapping[str, Any]]  # name -> its `user` mapping
+
+
+def _merge(documents: list[Mapping[str, Any]]) -> _Merged:
+    """Several kubeconfig files as kubectl merges them (KUBECONFIG=a:b): the first file that sets a
+    value, or defines a named context or user, wins."""
+    current = next((str(d["current-context"]) for d in documents if d.get("current-context")), "")
+    contexts: dict[str, Mapping[str, Any]] = {}
+    users: dict[str, Mapping[str, Any]] = {}
+    for document in documents:
+        for entry in _entries(document, "contexts"):
+            body = entry.get("context")
+            contexts.setdefault(str(entry.get("name")), body if isinstance(body, dict) else {})
+        for entry in _entries(document, "users"):
+            body = entry.get("user")
+            users.setdefault(str(entry.get("name")), body if isinstance(body, dict) else {})
+    return _Merged(current, contexts, users)
+
+
+def _plugins_of(merged: _Merged, *, context: str) -> list[CredentialPlugin]:
+    chosen = merged.contexts.get(context or merged.current_context)
+    if chosen is None:
+        return []
+    user_name = str(chosen.get("user") or "")
+    user = merged.users.get(user_name) or {}
     plugins = []
-    for user_name in wanted:
-        user = users.get(user_name)
-        if not isinstance(user, dict):
-            continue
-        exec_config = user.get("exec")
-        if isinstance(exec_config, dict) and exec_config.get("command"):
-            plugins.append(CredentialPlugin(user_name, "exec", str(exec_config["command"])))
-        provider = user.get("auth-provider")
-        if isinstance(provider, dict) and provider.get("name"):
-            plugins.append(CredentialPlugin(user_name, "auth-provider", str(provider["name"])))
+    exec_config = user.get("exec")
+    if isinstance(exec_config, dict) and exec_config.get("command"):
+        plugins.append(CredentialPlugin(user_name, "exec", str(exec_config["command"])))
+    provider = user.get("auth-provider")
+    if isinstance(provider, dict) and provider.get("name"):
+        plugins.append(CredentialPlugin(user_name, "auth-provider", str(provider["name"])))
     return plugins
 
 
@@ -158,8 +175,8 @@ def find_kubeconfig_credentials(kubeconfig_yaml: str) -> list[str]:
     """Every credential value in the kubeconfig, plus decoded forms of base64 key/cert data."""
     document = _load_kubeconfig_document(kubeconfig_yaml) or {}
     found: list[str] = []
-    for entry in document.get("users") or []:
-        user = entry.get("user") if isinstance(entry, dict) else None
+    for entry in _entries(document, "users"):
+        user = entry.get("user")
         if not isinstance(user, dict):
             continue
         for key in KUBECONFIG_CREDENTIAL_KEYS:
@@ -174,7 +191,21 @@ def find_kubeconfig_credentials(kubeconfig_yaml: str) -> list[str]:
             found.extend(
                 str(value) for key, value in config.items() if key in AUTH_PROVIDER_CREDENTIAL_KEYS and value
             )
+        exec_config = user.get("exec")
+        if isinstance(exec_config, dict):  # a plugin's env may carry a token or a client secret
+            found.extend(
+                str(item.get("value"))
+                for item in exec_config.get("env") or []
+                if isinstance(item, dict) and isinstance(item.get("value"), str) and item.get("value")
+            )
     return list(dict.fromkeys(found))
+
+
+def _entries(document: Mapping[str, Any], field: str) -> list[dict[str, Any]]:
+    """The named list (clusters, users, contexts) of a kubeconfig, ignoring entries of a wrong shape;
+    a list that is not a list counts as empty (``check_kubeconfigs`` reports it)."""
+    entries = document.get(field)
+    return [entry for entry in entries if isinstance(entry, dict)] if isinstance(entries, list) else []
 
 
 def _decoded_base64(value: str) -> list[str]:
@@ -224,9 +255,10 @@ def write_private_kubeconfig(kubeconfig_yaml: str, environ: Mapping[str, str]) -
 
 def check_kubeconfigs(files: Mapping[str, str], *, context: str = "") -> None:
     """Everything about the kubeconfig(s) to be loaded that can be told before connecting, as one
-    clear InputError: a file that is not YAML (where, never what it holds), a context that is not in
-    them (and the ones that are), a credential plugin that cannot run here. ``files``: name → text."""
-    contexts: list[str] = []
+    clear InputError: a file that is not YAML (where, never what it holds), a file or field of the
+    wrong shape (which, never its value), a context that is not in them (and the ones that are), a
+    credential plugin that cannot run here. ``files``: name → text, in KUBECONFIG's order."""
+    documents: list[Mapping[str, Any]] = []
     for name, text in files.items():
         try:
             document = yaml.safe_load(text)
@@ -236,18 +268,29 @@ def check_kubeconfigs(files: Mapping[str, str], *, context: str = "") -> None:
             raise InputError(f"kubeconfig {name} is not valid YAML: {exc.problem}{where}") from None
         except yaml.YAMLError:
             raise InputError(f"kubeconfig {name} is not valid YAML") from None
+        if document is None:
+            continue  # an empty file: kubectl skips it too
         if not isinstance(document, dict):
             raise InputError(
                 f"kubeconfig {name} is not a kubeconfig (expected a mapping with clusters, users, contexts)"
             )
-        contexts += [
-            str(entry.get("name")) for entry in document.get("contexts") or [] if isinstance(entry, dict)
-        ]
-    if context and files and context not in contexts:
-        known = ", ".join(sorted(set(contexts))) or "none"
+        for field, body in (("clusters", "cluster"), ("users", "user"), ("contexts", "context")):
+            entries = document.get(field)
+            if entries is None:
+                continue
+            if not isinstance(entries, list) or not all(
+                isinstance(e, dict) and isinstance(e.get(body, {}), dict) for e in entries
+            ):
+                raise InputError(
+                    f"kubeconfig {name}: '{field}' must be a list of entries, each with a name and a "
+                    f"'{body}' mapping"
+                )
+        documents.append(document)
+    merged = _merge(documents)
+    if context and documents and context not in merged.contexts:
+        known = ", ".join(sorted(merged.contexts)) or "none"
         raise InputError(f"context {context!r} is not in the kubeconfig; its contexts: {known}")
-    for text in files.values():
-        check_credential_plugins(find_credential_plugins(text, context=context))
+    check_credential_plugins(_plugins_of(merged, context=context))
 
 
 class _RedactingFilter(logging.Filter):

@@ -216,3 +216,40 @@ def test_an_unknown_context_lists_the_ones_there_are() -> None:
         InputError, match=r"context 'prod' is not in the kubeconfig; its contexts: eks, plain"
     ):
         kubeconfig.check_kubeconfigs({"kc": cloud_kubeconfig(EKS_USER, current="plain")}, context="prod")
+
+
+def test_with_several_files_only_the_effective_context_s_user_is_checked() -> None:
+    missing = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "no-such-plugin-7f3a"}}
+    plain_first = cloud_kubeconfig(missing, current="plain")
+    plugin_second = cloud_kubeconfig(EKS_USER, current="eks")
+    # kubectl: the first file's current-context wins, and its user is a token: nothing to refuse.
+    kubeconfig.check_kubeconfigs({"a": plain_first, "b": plugin_second})
+    with pytest.raises(InputError, match="'no-such-plugin-7f3a'"):  # a's "eks" context comes first
+        kubeconfig.check_kubeconfigs({"a": plain_first, "b": plugin_second}, context="eks")
+
+
+def test_a_context_whose_user_lives_in_another_file_is_checked() -> None:
+    contexts_only = yaml.safe_dump(
+        {
+            "contexts": [{"name": "x", "context": {"cluster": "c", "user": "cloud-user"}}],
+            "current-context": "x",
+        }
+    )
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "no-such-plugin-7f3a"}}
+    with pytest.raises(InputError, match="'no-such-plugin-7f3a'"):
+        kubeconfig.check_kubeconfigs({"a": contexts_only, "b": cloud_kubeconfig(user, current="")})
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["contexts: 5\n", "users: 5\n", "contexts: [{name: x, context: oops}]\n", "users: [oops]\n", "- a\n"],
+)
+def test_a_kubeconfig_of_the_wrong_shape_is_an_input_error_not_a_crash(text: str) -> None:
+    with pytest.raises(InputError, match="kubeconfig kc"):
+        kubeconfig.check_kubeconfigs({"kc": text})
+    assert isinstance(kubeconfig.find_kubeconfig_credentials(text), list)
+
+
+def test_an_exec_plugin_s_env_values_are_masked_too() -> None:
+    user = {"exec": {"command": "aws", "env": [{"name": "AWS_PROFILE", "value": "prod-canary-7f3a"}]}}
+    assert "prod-canary-7f3a" in kubeconfig.find_kubeconfig_credentials(cloud_kubeconfig(user))
