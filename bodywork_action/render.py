@@ -283,9 +283,15 @@ def job_wait_limit_seconds(batch: BatchSettings) -> int | None:
         return None
     attempts = batch.retries + 1
     per_attempt = batch.max_completion_time_seconds + JOB_ATTEMPT_STARTUP_ALLOWANCE_SECONDS
-    backoff = sum(
-        min(JOB_RETRY_BACKOFF_BASE_SECONDS << retry, JOB_RETRY_BACKOFF_MAX_SECONDS)
-        for retry in range(batch.retries)
+    # Doubling until the cap, then the cap for every further retry (in closed form: retries may be huge).
+    doubling = 0
+    while (
+        doubling < batch.retries
+        and JOB_RETRY_BACKOFF_BASE_SECONDS << doubling < JOB_RETRY_BACKOFF_MAX_SECONDS
+    ):
+        doubling += 1
+    backoff = JOB_RETRY_BACKOFF_BASE_SECONDS * ((1 << doubling) - 1) + JOB_RETRY_BACKOFF_MAX_SECONDS * (
+        batch.retries - doubling
     )
     return attempts * per_attempt + backoff
 

@@ -786,3 +786,12 @@ def test_render_module_imports_nothing_that_does_io() -> None:
         cwd=Path(__file__).resolve().parents[1],
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_the_wait_limit_is_exact_and_instant_for_any_number_of_retries() -> None:
+    for retries in range(12):
+        backoff = sum(min(10 << r, 360) for r in range(retries))
+        limit = render.job_wait_limit_seconds(BatchSettings(max_completion_time_seconds=1, retries=retries))
+        assert limit == (retries + 1) * (1 + render.JOB_ATTEMPT_STARTUP_ALLOWANCE_SECONDS) + backoff
+    huge = render.job_wait_limit_seconds(BatchSettings(max_completion_time_seconds=1, retries=10**9))
+    assert huge is not None and huge > 360 * 10**9  # a hostile retries value costs nothing to render
