@@ -818,6 +818,9 @@ def _run_deployment(
                 clock(),
                 f"cancelled while waiting for another run of {pipeline.name} to finish; nothing was applied",
             )
+        # Another run took the Lease (ours went unrenewed too long): stop at once rather than deploy
+        # alongside it; the result then says the deploy failed, and nothing is pruned.
+        lock.on_lost = cancel.set
         observed = ObservedObjects()
         if not (created_namespace and lock.first_holder):
             # Read again under the lock: a run that held it may have changed the secrets meanwhile.
@@ -838,7 +841,10 @@ def _run_deployment(
         result = execute(pipeline, backend, report=report, cancel=cancel, clock=clock, commit=context.commit)
         if lock.lost:
             result = replace(
-                result, message=f"{result.message}; the lock was lost to {lock.lost}".lstrip("; ")
+                result,
+                status=DeploymentStatus.FAILED,
+                message=f"stopped: the lock was lost to {lock.lost}, which may be deploying this pipeline "
+                f"now; {result.message}".rstrip("; "),
             )
         return result
 

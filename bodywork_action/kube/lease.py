@@ -227,6 +227,7 @@ class PipelineLock:
         self.waited_seconds = 0.0
         self.first_holder = False  # the Lease did not exist: no run has held this pipeline here before
         self.lost = ""  # set if another run took the Lease from us (we stopped renewing too long)
+        self.on_lost: Callable[[], None] = lambda: None  # the holder stops its work when this is called
 
     def acquire(self, *, timeout_seconds: float, cancel: threading.Event | None = None) -> bool:
         """Hold the Lease; False if cancelled while waiting. Raises ``LockTimeout`` naming the holder."""
@@ -322,7 +323,8 @@ class PipelineLock:
                     self._lease = self.cluster.replace_object(self._build(current))
                 else:
                     self.lost = describe_holder(current) if current is not None else "the Lease was deleted"
-                    self.report(f"lost the lock {self.name} to {self.lost}")
+                    self.report(f"lost the lock {self.name} to {self.lost}; stopping")
+                    self.on_lost()
 
     def release(self) -> None:
         """Stop renewing and free the Lease (holder emptied; a Lease already gone is fine)."""

@@ -257,3 +257,44 @@ def test_the_lock_timeout_is_a_cli_flag_and_an_action_input() -> None:
     assert read_action_inputs({"INPUT_LOCK-TIMEOUT-SECONDS": "0"}).lock_timeout_seconds == 0
     with pytest.raises(InputError, match="lock-timeout-seconds"):
         read_action_inputs({"INPUT_LOCK-TIMEOUT-SECONDS": "soon"})
+
+
+def test_a_holder_whose_lease_was_taken_stops_its_work(fake_cluster: FakeCluster) -> None:
+    from bodywork_action.kube.client import connect_cluster
+    from bodywork_action.kube.lease import PipelineLock, build_holder
+
+    fake_cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}})
+    cluster = connect_cluster(KubeTarget(kubeconfig=str(fake_cluster.kubeconfig_path)), environ={})
+    stopped = threading.Event()
+    lines: list[str] = []
+    lock = PipelineLock(
+        cluster,
+        namespace="demo",
+        pipeline_label="demo",
+        holder=build_holder(command="deploy", deployment_id="run-1", host="vm"),
+        duration_seconds=3,  # renewed every second
+        report=lines.append,
+    )
+    try:
+        assert lock.acquire(timeout_seconds=5)
+        lock.on_lost = stopped.set
+        # Another run takes the Lease, as it may once ours went unrenewed for its whole duration.
+        from testing.fake_k8s.resources import resolve
+
+        fake_cluster.store.patch(
+            resolve("Lease"),
+            "demo",
+            LEASE,
+            "application/merge-patch+json",
+            {
+                "metadata": {"annotations": {"bodywork.dev/holder-host": "elsewhere"}},
+                "spec": {"holderIdentity": "run-2@elsewhere"},
+            },
+        )
+        assert stopped.wait(30), lines
+        assert "elsewhere" in lock.lost and any(
+            "lost the lock" in line and "stopping" in line for line in lines
+        )
+    finally:
+        lock.release()
+        cluster.close()
