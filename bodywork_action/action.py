@@ -10,8 +10,10 @@ when it does not apply.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import secrets
+import signal
 import sys
 import threading
 import time
@@ -41,7 +43,7 @@ from bodywork_action.github.inputs import (
 )
 from bodywork_action.github.workflow import ActionLog, append_summary, format_command, write_outputs
 from bodywork_action.model import DeployContext, Pipeline
-from bodywork_action.results import DeploymentResult
+from bodywork_action.results import DeploymentResult, DeploymentStatus
 from bodywork_action.secret_groups import parse_secrets_input
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -241,13 +243,19 @@ def _deploy(validated: _Validated, environ: Mapping[str, str], run: _Run, *, dry
     mlflow_stage, why = options.choose_mlflow_stage(pipeline, inputs.mlflow_stage)
     if why:
         log.info(f"mlflow-url: {f'stage {mlflow_stage}, ' if mlflow_stage else 'not set: '}{why}")
-    # timeout-minutes: past it the executor stops waiting, as on Ctrl+C, and reports what ran.
-    cancel = threading.Event()
-    deadline = threading.Timer(inputs.timeout_minutes * 60, cancel.set)
+    # timeout-minutes: past it the executor stops waiting, as on Ctrl+C, and reports what ran; the
+    # runner cancelling the job (SIGINT, then SIGTERM to the container) stops it the same way.
+    cancel, timed_out = threading.Event(), threading.Event()
+
+    def time_is_up() -> None:
+        timed_out.set()
+        cancel.set()
+
+    deadline = threading.Timer(inputs.timeout_minutes * 60, time_is_up)
     deadline.daemon = True
     deadline.start()
     try:
-        with _kube_target(validated, environ) as target:
+        with _kube_target(validated, environ) as target, _stop_on_signals(cancel, log):
             result = deploy_pipeline(
                 pipeline,
                 context,
@@ -264,6 +272,12 @@ def _deploy(validated: _Validated, environ: Mapping[str, str], run: _Run, *, dry
             )
     finally:
         deadline.cancel()
+    if timed_out.is_set() and result.status is DeploymentStatus.CANCELLED:
+        result = dataclasses.replace(
+            result,
+            status=DeploymentStatus.FAILED,
+            message=f"timeout-minutes ({inputs.timeout_minutes}) reached; {result.message}".rstrip("; "),
+        )
     _set_result_outputs(run, result, mlflow_stage=mlflow_stage)
     run.summary = summary.render_summary(
         result,
@@ -278,6 +292,26 @@ def _deploy(validated: _Validated, environ: Mapping[str, str], run: _Run, *, dry
     )
     _log_result(result, log)
     return result.exit_code
+
+
+@contextlib.contextmanager
+def _stop_on_signals(cancel: threading.Event, log: ActionLog) -> Iterator[None]:
+    """SIGINT and SIGTERM (a cancelled job) set ``cancel``: running Jobs are deleted, the result and
+    every output are still written, and the pipeline's lock is freed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info(f"received {signal.Signals(signum).name}: stopping the wait, leaving the cluster consistent")
+        cancel.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _log_result(result: DeploymentResult, log: ActionLog) -> None:
