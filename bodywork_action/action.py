@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import secrets
 import signal
 import sys
@@ -160,7 +161,7 @@ def _mask_secrets(environ: Mapping[str, str], log: ActionLog) -> str:
     kubeconfig_text = read_input(environ, "kubeconfig")
     if not kubeconfig_text:
         # No input: the client reads KUBECONFIG (as get-gke-credentials leaves it); mask that one.
-        for text in read_kubeconfig_files(environ.get("KUBECONFIG", "")).values():
+        for text in read_kubeconfig_files(_visible_kubeconfig_paths(environ)).values():
             for credential in find_kubeconfig_credentials(text):
                 log.mask(credential)
         return ""
@@ -344,19 +345,42 @@ def _kube_target(validated: _Validated, environ: Mapping[str, str]) -> Iterator[
         write_private_kubeconfig,
     )
 
+    visible = "" if validated.kubeconfig_yaml else _visible_kubeconfig_paths(environ)
     files = (
         {"from the kubeconfig input": validated.kubeconfig_yaml}
         if validated.kubeconfig_yaml
-        else read_kubeconfig_files(environ.get("KUBECONFIG", ""))
+        else read_kubeconfig_files(visible)
     )
     check_kubeconfigs(files, context=validated.inputs.context)
     secret_keys = [key for request in validated.inputs.secrets for key in request.keys]
     keep_from_plugins([*secret_keys, "INPUT_KUBECONFIG"])
     if not validated.kubeconfig_yaml:
-        yield KubeTarget(kubeconfig="", context=validated.inputs.context)
+        yield KubeTarget(kubeconfig=visible, context=validated.inputs.context)
         return
     with write_private_kubeconfig(validated.kubeconfig_yaml, environ) as path:
         yield KubeTarget(kubeconfig=str(path), context=validated.inputs.context)
+
+
+def _visible_kubeconfig_paths(environ: Mapping[str, str]) -> str:
+    """KUBECONFIG as this process can read it. In a container action the runner passes the host's
+    path, but mounts the host's workspace at GITHUB_WORKSPACE: a kubeconfig an earlier step wrote
+    into the workspace (google-github-actions/get-gke-credentials does) is found there by name."""
+    listed = [part for part in environ.get("KUBECONFIG", "").split(os.pathsep) if part]
+    if not listed:
+        return ""
+    workspace = environ.get("GITHUB_WORKSPACE", "")
+    visible = []
+    for part in listed:
+        if Path(part).is_file():
+            visible.append(part)
+        elif workspace and (Path(workspace) / Path(part).name).is_file():
+            visible.append(str(Path(workspace) / Path(part).name))
+    if not visible:
+        raise InputError(
+            f"KUBECONFIG names {', '.join(listed)}, which this step cannot see (a container action sees "
+            "only the workspace); write the kubeconfig into the workspace, or pass it as the kubeconfig input"
+        )
+    return os.pathsep.join(visible)
 
 
 def _relative(problem: ConfigProblem, workspace: Path) -> ConfigProblem:

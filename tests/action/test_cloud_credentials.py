@@ -100,3 +100,28 @@ def test_a_kubeconfig_from_the_kubeconfig_variable_is_used_and_masked(
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"::add-mask::{fake_cluster.token}" in run.stdout.splitlines()
     assert run.outputs["status"] == "succeeded"
+
+
+def test_a_kubeconfig_path_of_the_host_is_found_in_the_mounted_workspace(
+    run_action: Runner, workspace: Path, fake_cluster: FakeCluster
+) -> None:
+    # get-gke-credentials writes gha-kubeconfig-* into the workspace and exports the host's path.
+    (workspace / "gha-kubeconfig-abc123").write_text(Path(fake_cluster.kubeconfig_path).read_text())
+    host_path = "/home/runner/work/project/project/gha-kubeconfig-abc123"
+    run = run_action(
+        workspace, {"secrets": MLFLOW_SECRETS_INPUT}, {**MLFLOW_SECRET_ENV, "KUBECONFIG": host_path}
+    )
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"::add-mask::{fake_cluster.token}" in run.stdout.splitlines()
+
+
+def test_a_kubeconfig_path_the_step_cannot_see_is_one_clear_error(
+    run_action: Runner, workspace: Path, fake_cluster: FakeCluster
+) -> None:
+    env = {**MLFLOW_SECRET_ENV, "KUBECONFIG": "/home/runner/.kube/elsewhere"}
+    run = run_action(workspace, {"secrets": MLFLOW_SECRETS_INPUT}, env)
+
+    assert run.returncode == 2
+    (annotation,) = run.annotations()
+    assert "which this step cannot see" in annotation and "kubeconfig input" in annotation
