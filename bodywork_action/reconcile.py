@@ -8,6 +8,7 @@ pipeline): nothing else is ever replaced, pruned or deleted, whatever its name.
 from __future__ import annotations
 
 import base64
+import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -180,3 +181,18 @@ def select_log_containers(pod: Mapping[str, Any]) -> list[tuple[str, bool]]:
         crashed = bool((state.get("state") or {}).get("waiting")) and int(state.get("restartCount") or 0) > 0
         chosen.append((name, crashed))
     return chosen
+
+
+def secret_values_of(secrets: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every value held by these Secrets (``data`` decoded from base64, and ``stringData``): what a
+    deploy must redact besides the values it was given — keys kept from an existing secret, or copied
+    from Bodywork's store, reach stage logs just the same."""
+    values: list[str] = []
+    for secret in secrets:
+        for encoded in (secret.get("data") or {}).values():
+            try:
+                values.append(base64.b64decode(str(encoded), validate=True).decode("utf-8"))
+            except (binascii.Error, ValueError):  # not text: its base64 form is all that can show
+                values.append(str(encoded))
+        values.extend(str(v) for v in (secret.get("stringData") or {}).values())
+    return [value for value in values if value]

@@ -64,6 +64,7 @@ from bodywork_action.reconcile import (
     is_same_object,
     is_terminating,
     object_name,
+    secret_values_of,
     select_log_containers,
 )
 from bodywork_action.redact import Redactor
@@ -774,7 +775,7 @@ def _run_deployment(
     prepared = prepare_secrets(
         cluster, pipeline, namespace, secrets, namespace_exists=namespace_object is not None
     )
-    redactor = Redactor(secrets.all_values())
+    redactor = _redactor_for(secrets, prepared)
     if dry_run:
         return _dry_run(
             cluster,
@@ -825,6 +826,7 @@ def _run_deployment(
         if not (created_namespace and lock.first_holder):
             # Read again under the lock: a run that held it may have changed the secrets meanwhile.
             prepared = prepare_secrets(cluster, pipeline, namespace, secrets, namespace_exists=True)
+            redactor = _redactor_for(secrets, prepared)
             observed = read_observed_objects(cluster, pipeline, namespace)
         for manifest in prepared.manifests:
             _write_secret(cluster, manifest, prepared.existing.get(manifest["metadata"]["name"]))
@@ -847,6 +849,17 @@ def _run_deployment(
                 f"now; {result.message}".rstrip("; "),
             )
         return result
+
+
+def _redactor_for(secrets: SecretSupply, prepared: _PreparedSecrets) -> Redactor:
+    """The values supplied now, and every value of the Secrets this deploy writes or keeps."""
+    return Redactor(
+        [
+            *secrets.all_values(),
+            *secret_values_of(prepared.manifests),
+            *secret_values_of(prepared.existing.values()),
+        ]
+    )
 
 
 def _write_secret(cluster: Cluster, manifest: Obj, existing: Obj | None) -> None:

@@ -152,3 +152,40 @@ def test_unknown_context_is_an_input_error(fake_cluster: FakeCluster) -> None:
     target = KubeTarget(kubeconfig=str(fake_cluster.kubeconfig_path), context="nope")
     with pytest.raises(InputError, match="nope"):
         deploy_pipeline(NEEDS_SECRETS, context(), target=target, environ={})
+
+
+def test_values_kept_from_existing_secrets_are_redacted_from_failure_logs(
+    deploy: Deployer, fake_cluster: FakeCluster
+) -> None:
+    from testing.fake_k8s import Scenario
+
+    kept = "kept-canary-value-7f3a"
+    fake_cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}})
+    fake_cluster.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "demo"},
+            "stringData": {"USER": "ml", "PASSWORD": kept},
+        }
+    )
+    fake_cluster.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "aws", "namespace": "demo"},
+            "stringData": {"KEY_ID": "AKIACANARY7F3A"},
+        }
+    )
+    fake_cluster.script(
+        "Job",
+        {"app.kubernetes.io/name": "train"},
+        Scenario(behavior="fail", logs=[f"cannot log in with {kept}"]),
+    )
+
+    result = deploy(NEEDS_SECRETS)  # nothing supplied now: every key comes from the namespace
+
+    train = result.stage("train")
+    assert train.logs, "the failed stage's logs were collected"
+    logged = "\n".join(line for lines in train.logs.values() for line in lines)
+    assert "cannot log in with ***" in logged and kept not in logged and kept not in repr(result)
