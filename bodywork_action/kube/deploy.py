@@ -876,7 +876,13 @@ def _write_secret(cluster: Cluster, manifest: Obj, existing: Obj | None) -> None
                 )
                 or {}
             )
-    cluster.replace_object(build_replacement(manifest, existing))
+    try:
+        cluster.replace_object(build_replacement(manifest, existing))
+    except ClusterConflict:  # changed since we read it, or our own retried PUT already landed
+        current = cluster.read_object(
+            SECRET, manifest["metadata"]["name"], namespace=manifest["metadata"]["namespace"]
+        )
+        cluster.replace_object(build_replacement(manifest, current or {}))
 
 
 def wait_for_namespace_deletion(

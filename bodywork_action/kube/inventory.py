@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from bodywork_action import render
+from bodywork_action.errors import ClusterError
 from bodywork_action.kube.client import (
     DEPLOYMENT,
     INGRESS,
@@ -155,10 +156,23 @@ def remove_pipeline(
                 ours.append((kind, object_name(obj)))
             elif kind is not SECRET:
                 others += 1
-    deleted = []
+    deleted: list[str] = []
     for kind, name in ours:
-        if cluster.delete_object(kind, name, namespace=namespace, dry_run=dry_run):
-            deleted.append(f"{kind.kind}/{name}")
+        try:
+            if cluster.delete_object(kind, name, namespace=namespace, dry_run=dry_run):
+                deleted.append(f"{kind.kind}/{name}")
+        except ClusterError as exc:  # say what is already gone, and what is left
+            left = [f"{k.kind}/{n}" for k, n in ours if f"{k.kind}/{n}" not in deleted]
+            done = ", ".join(deleted) or "nothing"
+            raise type(exc)(
+                f"{exc}; deleted before this: {done}; still there: {', '.join(left)}",
+                verb=exc.verb,
+                resource=exc.resource,
+                name=exc.name,
+                namespace=exc.namespace,
+                status=exc.status,
+                reason=exc.reason,
+            ) from exc
     created_by_tool = is_namespace_created_for(namespace_object, pipeline)
     if created_by_tool and not others:
         cluster.delete_object(NAMESPACE, namespace, dry_run=dry_run)

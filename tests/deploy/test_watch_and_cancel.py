@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 from bodywork_action.executor import Progress, ProgressKind
@@ -30,8 +31,24 @@ def test_an_expired_resource_version_makes_the_watch_relist(
     fake_cluster.store.history_size = 3  # resuming soon needs a version older than the server keeps
     fake_cluster.faults.watch_cut_after = 1
     fake_cluster.script("Deployment", "serve", {"ready_seconds": 40})
+    # Unrelated writes keep the server's short history moving, so every resume finds it expired.
+    done = threading.Event()
 
-    result = deploy(pipeline("serve", service("serve", replicas=2)))
+    def churn() -> None:
+        for number in itertools.count():
+            if done.wait(0.005):
+                return
+            fake_cluster.create(
+                {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"churn-{number}"}}, "default"
+            )
+
+    writer = threading.Thread(target=churn, daemon=True)
+    writer.start()
+    try:
+        result = deploy(pipeline("serve", service("serve", replicas=2)))
+    finally:
+        done.set()
+        writer.join(10)
 
     assert result.succeeded, result.one_line()
     assert fake_cluster.requests.count(verb="list", resource="deployments") >= 2
