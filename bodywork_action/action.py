@@ -221,6 +221,7 @@ def _delete(validated: _Validated, environ: Mapping[str, str], run: _Run) -> int
             lock_timeout_seconds=validated.inputs.lock_timeout_seconds,
             run_url=run.github.run_url,
             report=run.log.info,
+            timeout_seconds=validated.inputs.timeout_minutes * 60,
         )
     lines = report.format_delete_lines(deleted)
     for line in lines:

@@ -538,7 +538,7 @@ class Cluster:
                 namespace=namespace,
             )
         cancelled = self.cancel is not None and self.cancel.is_set()
-        why = "the deploy was stopped" if cancelled else "the deploy's time ran out"
+        why = "the run was stopped" if cancelled else "the time allowed ran out"
         return ClusterOutage(
             f"the API server at {self.server} stopped answering ({what}; away for "
             f"{self.away_seconds():.0f}s) and {why} while trying to {verb} {kind.resource}"

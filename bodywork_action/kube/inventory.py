@@ -8,6 +8,7 @@ touched, and the namespace only if this tool created it for this pipeline.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -38,6 +39,9 @@ from bodywork_action.reconcile import (
 )
 from bodywork_action.results import DeleteResult, PipelineState, StageState
 from bodywork_action.verdicts import Verdict, classify_deployment, classify_job
+
+# status and delete wait at most this long for an API server that went away (a deploy has its own).
+COMMAND_TIMEOUT_SECONDS = 600
 
 # What a pipeline owns in its namespace, besides Secrets (which `delete` removes only when ours).
 PRUNABLE = (DEPLOYMENT, SERVICE, INGRESS, JOB)
@@ -131,6 +135,7 @@ def read_status(
 ) -> PipelineState:
     """What is deployed for ``pipeline``, per stage (the ``status`` command)."""
     cluster = connect_cluster(target, environ=environ)
+    cluster.deadline = time.monotonic() + COMMAND_TIMEOUT_SECONDS  # an API server away: not forever
     try:
         return read_pipeline_state(cluster, pipeline, namespace=namespace)
     finally:
@@ -197,12 +202,16 @@ def delete_pipeline(
     lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
     run_url: str = "",
     report: Callable[[str], None] | None = None,
+    timeout_seconds: float = COMMAND_TIMEOUT_SECONDS,
 ) -> DeleteResult:
     """Remove what ``pipeline`` created (the ``delete`` command); its namespace only if this tool made it.
 
     Holds the pipeline's Lease while it deletes (not for a dry run), so it never removes objects
-    under a deploy that is running; raises ``LockTimeout`` naming the holder."""
+    under a deploy that is running; raises ``LockTimeout`` naming the holder. An API server that
+    goes away is waited for with a progress line, at most ``timeout_seconds``."""
     cluster = connect_cluster(target, environ=environ)
+    cluster.deadline = time.monotonic() + timeout_seconds
+    cluster.on_wait = report
     try:
         resolved = _namespace_for(pipeline, namespace)
         if dry_run or cluster.read_object(NAMESPACE, resolved) is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from bodywork_action.kube.client import KubeTarget
 from bodywork_action.kube.inventory import delete_pipeline, read_status
 from testing.builders import batch, four_stage_pipeline, pipeline, service
@@ -132,3 +134,32 @@ def test_delete_keeps_a_namespace_the_tool_did_not_create(
     assert "not created by bodywork-action" in deleted.message
     assert fake_cluster.get("Namespace", "demo", None) is not None
     assert names(fake_cluster, "Deployment") == []
+
+
+def test_delete_waits_for_an_api_server_that_went_away_only_as_long_as_it_may(
+    deploy: Deployer, fake_cluster: FakeCluster
+) -> None:
+    import pytest
+
+    from bodywork_action.errors import ClusterError
+
+    p = four_stage_pipeline()
+    assert deploy(p).succeeded
+    waiting: list[str] = []
+    # The server answers the first reads, then goes quiet for every delete: it went away mid-command.
+    fake_cluster.faults.match = lambda method, path: method == "DELETE"
+    fake_cluster.faults.rate_drop = 1.0
+    started = time.monotonic()
+    with pytest.raises(ClusterError) as caught:
+        delete_pipeline(
+            p,
+            target=KubeTarget(kubeconfig=str(fake_cluster.kubeconfig_path)),
+            environ={},
+            timeout_seconds=3,
+            report=waiting.append,
+        )
+    fake_cluster.faults.rate_drop = 0.0
+    waited = time.monotonic() - started
+    assert 2 <= waited < 60, waited  # it retried until timeout_seconds (3), then gave up: not forever
+    assert "stopped answering" in str(caught.value) and "still there: Deployment/c" in str(caught.value)
+    assert fake_cluster.list("Deployment", "demo"), "nothing was deleted while the server was away"
