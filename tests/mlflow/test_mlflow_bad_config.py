@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .conftest import SERVER_SCRIPT, clean_env, free_port
+from testing.mlflow_servers import SERVER_SCRIPT, clean_env, free_port
 
 PASSWORD = "bad-config-pw-93e"
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from bodywork_action.config import read_config
-
-from .conftest import ROOT
+from testing.mlflow_servers import ROOT
 
 
 def test_bodywork_yaml_validates_with_check_files():

@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from .conftest import clean_env, run_demo
+from testing.mlflow_servers import clean_env, run_demo
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 import mlflow_server
-
-from .conftest import SERVER_SCRIPT, clean_env, http
+from testing.mlflow_servers import SERVER_SCRIPT, clean_env, http
 
 DB_PASSWORD = "sentry-db-pw-51ac"
 

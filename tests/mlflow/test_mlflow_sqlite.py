@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SCORING_SERVICE, clean_env, free_port, http, run_demo
+from testing.mlflow_servers import SCORING_SERVICE, clean_env, free_port, http, run_demo
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ import pytest
 from bodywork_action.kube.inventory import delete_pipeline, read_status
 from bodywork_action.results import DeploymentStatus, StageStatus
 from testing.cluster.sshserve import SshGitServer
-from tests.realnode.conftest import RealCluster, program_output, result_of, run_entrypoint, stage_logs
+from testing.realnode_runs import RealCluster, program_output, result_of, run_entrypoint, stage_logs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
