@@ -142,7 +142,13 @@ def _run_step(
 ) -> list[StageResult]:
     def run(stage: Stage) -> StageResult:
         report(Progress(ProgressKind.STAGE_STARTED, number, (stage.name,)))
-        result = backend.run_stage(stage, cancel=cancel)
+        try:
+            result = backend.run_stage(stage, cancel=cancel)
+        except BaseException:
+            # The run can't go on (the cluster refused us, or went away): stop the step's other
+            # stages now, as on Ctrl+C, instead of letting them run to the end before anyone is told.
+            cancel.set()
+            raise
         report(Progress(ProgressKind.STAGE_FINISHED, number, (stage.name,), result))
         return result
 

@@ -120,3 +120,30 @@ def test_result_json_lists_every_stage() -> None:
         result.one_line().startswith("p: failed in ")
         and "failed: d (BackoffLimitExceeded)" in result.one_line()
     )
+
+
+def test_an_error_that_ends_the_run_stops_the_other_stages_of_its_step_at_once() -> None:
+    from bodywork_action.errors import ClusterAuthError
+
+    sibling_saw_cancel, sibling_running = threading.Event(), threading.Event()
+
+    class RefusedBackend(ScriptedBackend):
+        def run_stage(self, stage: Stage, *, cancel: threading.Event) -> StageResult:
+            if stage.name == "b":
+                sibling_running.wait(30)  # refused while its sibling is already running
+                raise ClusterAuthError("forbidden (403): cannot create ingresses", status=403)
+            if stage.name == "c":  # a long-running sibling: it ends only when told to stop
+                sibling_running.set()
+                if cancel.wait(120):
+                    sibling_saw_cancel.set()
+                return StageResult(stage.name, stage.kind, StageStatus.CANCELLED, started_at=1.0)
+            return super().run_stage(stage, cancel=cancel)
+
+    cancel = threading.Event()
+    try:
+        execute(DIAMOND, RefusedBackend(), cancel=cancel)
+    except ClusterAuthError as exc:
+        assert "forbidden" in str(exc)
+    else:
+        raise AssertionError("the refused request should end the run")
+    assert sibling_saw_cancel.is_set(), "the sibling ran on instead of being stopped"
