@@ -159,7 +159,8 @@ def test_delete_waits_for_an_api_server_that_went_away_only_as_long_as_it_may(
             report=waiting.append,
         )
     fake_cluster.faults.rate_drop = 0.0
-    waited = time.monotonic() - started
-    assert 2 <= waited < 60, waited  # it retried until timeout_seconds (3), then gave up: not forever
-    assert "stopped answering" in str(caught.value) and "still there: Deployment/c" in str(caught.value)
+    assert time.monotonic() - started < 60  # it gave up when timeout_seconds (3) ran out: not forever
+    message = str(caught.value)
+    assert "stopped answering" in message and "the time allowed ran out" in message
+    assert "still there: Deployment/c" in message
     assert fake_cluster.list("Deployment", "demo"), "nothing was deleted while the server was away"
