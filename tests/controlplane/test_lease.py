@@ -3,9 +3,7 @@ concurrency and MicroTime fields, two deploys started together, a held Lease and
 
 from __future__ import annotations
 
-import itertools
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -13,50 +11,18 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from bodywork_action.executor import Progress, ProgressKind
 from bodywork_action.kube.client import KubeTarget
-from bodywork_action.kube.deploy import deploy_pipeline
 from bodywork_action.kube.inventory import delete_pipeline
 from bodywork_action.kube.lease import LockTimeout, lease_name
 from bodywork_action.results import DeploymentResult
-from testing.builders import batch, context, pipeline, service
+from testing.builders import batch, pipeline, service
 from testing.cluster.launcher import ControlPlane
 from testing.controlplane_runs import unique_name
+from testing.deploy_runs import ConcurrentRuns
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 
 RUN_URL = "https://github.com/example/project/actions/runs/99/attempts/1"
-
-
-class Runs:
-    def __init__(self, control_plane: ControlPlane) -> None:
-        self.target = KubeTarget(kubeconfig=str(control_plane.kubeconfig_path))
-        self.counter = itertools.count()
-        self.lock = threading.Lock()
-        self.events: dict[str, list[tuple[int, Progress]]] = {}
-
-    def reporter(self, run: str) -> Callable[[Progress], None]:
-        def report(progress: Progress) -> None:
-            with self.lock:
-                self.events.setdefault(run, []).append((next(self.counter), progress))
-
-        return report
-
-    def deploy(self, p: Any, run: str, **kwargs: Any) -> DeploymentResult:
-        return deploy_pipeline(
-            p, context(run), target=self.target, report=self.reporter(run), environ={}, **kwargs
-        )
-
-    def span(self, run: str) -> tuple[int, int]:
-        steps = [
-            n
-            for n, p in self.events[run]
-            if p.kind in (ProgressKind.STEP_STARTED, ProgressKind.STEP_FINISHED)
-        ]
-        return min(steps), max(steps)
-
-    def waits(self, run: str) -> list[str]:
-        return [p.detail for _, p in self.events.get(run, []) if p.kind is ProgressKind.WAITING]
 
 
 def create_lease(
@@ -94,7 +60,7 @@ def read_lease(control_plane: ControlPlane, namespace: str, name: str) -> Any:
 def test_two_deploys_started_together_run_one_after_the_other(control_plane: ControlPlane) -> None:
     name = unique_name()
     p = pipeline("train >> serve", batch("train"), service("serve"), name=name)
-    runs = Runs(control_plane)
+    runs = ConcurrentRuns(KubeTarget(kubeconfig=str(control_plane.kubeconfig_path)))
     barrier = threading.Barrier(2)
 
     def deploy(run: str) -> DeploymentResult:
@@ -121,7 +87,7 @@ def test_a_held_lease_makes_a_deploy_give_up_naming_the_holder_and_an_abandoned_
 ) -> None:
     name = unique_name()
     p = pipeline("train", batch("train"), name=name)
-    runs = Runs(control_plane)
+    runs = ConcurrentRuns(KubeTarget(kubeconfig=str(control_plane.kubeconfig_path)))
     create_lease(control_plane, name, lease_name(name), renewed=datetime.now(timezone.utc), duration=3600)
     try:
         with pytest.raises(LockTimeout) as caught:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
 import secrets
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 import pytest
 
@@ -27,7 +24,7 @@ from bodywork_action.kube.lease import (
 )
 from bodywork_action.results import DeploymentResult
 from testing.builders import batch, context, four_stage_pipeline, pipeline, service
-from testing.deploy_runs import NAME_LABEL
+from testing.deploy_runs import NAME_LABEL, ConcurrentRuns
 from testing.fake_k8s.cluster import FakeCluster
 
 LEASE = "bodywork-demo"
@@ -48,53 +45,17 @@ def test_lease_decisions() -> None:
     assert lease_name("My_Pipe").startswith("bodywork-my-pipe-")
 
 
-class Runs:
-    """Deploys of one pipeline against one fake, with every progress event numbered in one sequence."""
-
-    def __init__(self, fake: FakeCluster) -> None:
-        self.fake = fake
-        self.counter = itertools.count()
-        self.lock = threading.Lock()
-        self.events: dict[str, list[tuple[int, Progress]]] = {}
-
-    def reporter(self, run: str) -> Callable[[Progress], None]:
-        def report(progress: Progress) -> None:
-            with self.lock:
-                self.events.setdefault(run, []).append((next(self.counter), progress))
-
-        return report
-
-    def deploy(self, run: str, **kwargs: Any) -> DeploymentResult:
-        return deploy_pipeline(
-            kwargs.pop("pipeline", None) or four_stage_pipeline(),
-            context(run, run_url=f"https://github.com/example/project/actions/runs/{run}"),
-            target=KubeTarget(kubeconfig=str(self.fake.kubeconfig_path)),
-            report=self.reporter(run),
-            environ={},
-            **kwargs,
-        )
-
-    def span(self, run: str) -> tuple[int, int]:
-        """Sequence numbers of the run's first and last step events."""
-        steps = [
-            n
-            for n, p in self.events[run]
-            if p.kind in (ProgressKind.STEP_STARTED, ProgressKind.STEP_FINISHED)
-        ]
-        return min(steps), max(steps)
-
-    def waits(self, run: str) -> list[str]:
-        return [p.detail for _, p in self.events.get(run, []) if p.kind is ProgressKind.WAITING]
-
-
 def test_two_deploys_started_together_run_one_after_the_other(fake_cluster: FakeCluster) -> None:
     fake_cluster.script("Job", {NAME_LABEL: "a"}, {"run_seconds": 100})  # 1 s: the race is real
-    runs = Runs(fake_cluster)
+    runs = ConcurrentRuns(
+        KubeTarget(kubeconfig=str(fake_cluster.kubeconfig_path)),
+        run_url_prefix="https://github.com/example/project/actions/runs/",
+    )
     barrier = threading.Barrier(2)
 
     def deploy(run: str) -> DeploymentResult:
         barrier.wait()
-        return runs.deploy(run)
+        return runs.deploy(four_stage_pipeline(), run)
 
     with ThreadPoolExecutor(2) as pool:
         first, second = pool.map(deploy, ["run-1", "run-2"])
@@ -113,7 +74,10 @@ def test_two_deploys_started_together_run_one_after_the_other(fake_cluster: Fake
 
 def test_a_second_deploy_gives_up_after_the_lock_timeout_naming_the_holder(fake_cluster: FakeCluster) -> None:
     fake_cluster.script("Job", {NAME_LABEL: "a"}, {"behavior": "hang"})
-    runs = Runs(fake_cluster)
+    runs = ConcurrentRuns(
+        KubeTarget(kubeconfig=str(fake_cluster.kubeconfig_path)),
+        run_url_prefix="https://github.com/example/project/actions/runs/",
+    )
     cancel = threading.Event()
     holding = threading.Event()
 
@@ -134,7 +98,7 @@ def test_a_second_deploy_gives_up_after_the_lock_timeout_naming_the_holder(fake_
         assert holding.wait(30)
         try:
             with pytest.raises(LockTimeout) as caught:
-                runs.deploy("run-2", lock_timeout_seconds=1)
+                runs.deploy(four_stage_pipeline(), "run-2", lock_timeout_seconds=1)
         finally:
             cancel.set()
         first.result()
@@ -171,9 +135,12 @@ def test_a_crashed_holders_lease_expires_and_is_taken_over(fake_cluster: FakeClu
             },
         }
     )
-    runs = Runs(fake_cluster)
+    runs = ConcurrentRuns(
+        KubeTarget(kubeconfig=str(fake_cluster.kubeconfig_path)),
+        run_url_prefix="https://github.com/example/project/actions/runs/",
+    )
 
-    result = runs.deploy("run-1", pipeline=pipeline("a", batch("a")))
+    result = runs.deploy(pipeline("a", batch("a")), "run-1")
 
     assert result.succeeded, result.one_line()
     waits = runs.waits("run-1")
@@ -188,10 +155,13 @@ def test_two_deploy_steps_of_one_workflow_run_get_their_own_job_names(fake_clust
         for _ in range(2)
     ]
     assert ids[0] != ids[1] and all(i.startswith("77-1-") for i in ids)
-    runs = Runs(fake_cluster)
+    runs = ConcurrentRuns(
+        KubeTarget(kubeconfig=str(fake_cluster.kubeconfig_path)),
+        run_url_prefix="https://github.com/example/project/actions/runs/",
+    )
     p = pipeline("train >> serve", batch("train"), service("serve"))
 
-    results = [runs.deploy(deployment_id, pipeline=p) for deployment_id in ids]
+    results = [runs.deploy(p, deployment_id) for deployment_id in ids]
 
     assert all(r.succeeded for r in results), [r.one_line() for r in results]
     assert len({j["metadata"]["name"] for j in fake_cluster.list("Job", "demo")}) == 2
