@@ -335,10 +335,31 @@ class PipelineLock:
             lease, self._lease = self._lease, None
         if lease is None or self.lost:
             return
+        try:
+            self._free(lease)
+        except ClusterConflict:
+            # Written since we last did (an annotation, a renewal still in flight when we stopped the
+            # thread): free it from a fresh read if it is still ours, or the next run waits a minute.
+            try:
+                current = self.cluster.read_object(LEASE, self.name, namespace=self.namespace)
+                if current is not None and self._is_mine(current):
+                    self._free(current)
+            except ClusterError as exc:
+                self._report_kept(exc)
+        except ClusterError as exc:
+            if exc.status != 404:  # 404: the namespace, Lease and all, was deleted: nothing to free
+                self._report_kept(exc)
+
+    def _free(self, lease: Obj) -> None:
         freed = self._build(lease)
         freed["spec"]["holderIdentity"] = ""
-        with contextlib.suppress(ClusterError):  # 404 (namespace deleted), 409 (taken): not ours anymore
-            self.cluster.replace_object(freed)
+        self.cluster.replace_object(freed)
+
+    def _report_kept(self, exc: ClusterError) -> None:
+        self.report(
+            f"could not free the lock {self.name} ({exc}); the next run waits until it expires "
+            f"({self.duration_seconds}s without renewal)"
+        )
 
 
 @contextlib.contextmanager

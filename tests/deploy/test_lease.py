@@ -268,3 +268,37 @@ def test_a_holder_whose_lease_was_taken_stops_its_work(fake_cluster: FakeCluster
     finally:
         lock.release()
         cluster.close()
+
+
+@pytest.mark.parametrize("taken", [False, True], ids=["still-ours", "taken-by-another-run"])
+def test_release_frees_a_lease_written_since_our_last_renewal_only_while_it_is_ours(
+    fake_cluster: FakeCluster, taken: bool
+) -> None:
+    from bodywork_action.kube.client import connect_cluster
+    from bodywork_action.kube.lease import PipelineLock, build_holder
+    from testing.fake_k8s.resources import resolve
+
+    fake_cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}})
+    cluster = connect_cluster(KubeTarget(kubeconfig=str(fake_cluster.kubeconfig_path)), environ={})
+    lines: list[str] = []
+    lock = PipelineLock(
+        cluster,
+        namespace="demo",
+        pipeline_label="demo",
+        holder=build_holder(command="deploy", deployment_id="run-1", host="vm"),
+        report=lines.append,
+    )
+    try:
+        assert lock.acquire(timeout_seconds=5)
+        ours = fake_cluster.get("Lease", LEASE, "demo")["spec"]["holderIdentity"]
+        change: dict[str, object] = {"metadata": {"annotations": {"example.com/audited": "yes"}}}
+        if taken:
+            change["spec"] = {"holderIdentity": "run-2@elsewhere"}
+        # A write we did not make: our copy's resourceVersion is stale, so the release gets 409.
+        fake_cluster.store.patch(resolve("Lease"), "demo", LEASE, "application/merge-patch+json", change)
+        lock.release()
+        holder = fake_cluster.get("Lease", LEASE, "demo")["spec"]["holderIdentity"]
+        assert holder == ("run-2@elsewhere" if taken else ""), (ours, holder)
+        assert not any("could not free" in line for line in lines), lines
+    finally:
+        cluster.close()
