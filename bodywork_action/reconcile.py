@@ -124,7 +124,7 @@ def build_prune_plan(
         elif key[0] in ("Deployment", "Service", "Ingress") and key not in wanted:
             prune.append(key)
     for jobs in jobs_by_stage.values():
-        newest_first = sorted(jobs, key=_job_age_key, reverse=True)
+        newest_first = sorted(jobs, key=job_age_key, reverse=True)
         kept = [j for j in newest_first if ("Job", object_name(j)) in wanted]
         for job in newest_first:
             if ("Job", object_name(job)) in wanted:
@@ -136,7 +136,7 @@ def build_prune_plan(
     return prune
 
 
-def _job_age_key(job: Mapping[str, Any]) -> tuple[str, int]:
+def job_age_key(job: Mapping[str, Any]) -> tuple[str, int]:
     """Creation time (whole seconds); ties broken by the last write's resourceVersion, which for
     Jobs that ran one after another follows their order."""
     meta = job.get("metadata") or {}

@@ -775,7 +775,7 @@ def _run_deployment(
     prepared = prepare_secrets(
         cluster, pipeline, namespace, secrets, namespace_exists=namespace_object is not None
     )
-    redactor = _redactor_for(secrets, prepared)
+    redactor = redactor_for(secrets, prepared)
     if dry_run:
         return _dry_run(
             cluster,
@@ -826,7 +826,7 @@ def _run_deployment(
         if not (created_namespace and lock.first_holder):
             # Read again under the lock: a run that held it may have changed the secrets meanwhile.
             prepared = prepare_secrets(cluster, pipeline, namespace, secrets, namespace_exists=True)
-            redactor = _redactor_for(secrets, prepared)
+            redactor = redactor_for(secrets, prepared)
             observed = read_observed_objects(cluster, pipeline, namespace)
         for manifest in prepared.manifests:
             _write_secret(cluster, manifest, prepared.existing.get(manifest["metadata"]["name"]))
@@ -851,7 +851,7 @@ def _run_deployment(
         return result
 
 
-def _redactor_for(secrets: SecretSupply, prepared: _PreparedSecrets) -> Redactor:
+def redactor_for(secrets: SecretSupply, prepared: _PreparedSecrets) -> Redactor:
     """The values supplied now, and every value of the Secrets this deploy writes or keeps."""
     return Redactor(
         [
