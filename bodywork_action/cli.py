@@ -213,6 +213,31 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
     return result.exit_code
 
 
+def cmd_diff(args: argparse.Namespace, io: Streams) -> int:
+    """What a deploy would change, object by object; exit 1 with --exit-code when something would."""
+    from bodywork_action import config, diffing, secret_groups
+    from bodywork_action.errors import EXIT_DEPLOYMENT_FAILED
+    from bodywork_action.kube.diff import diff_pipeline
+
+    pipeline = config.load_pipeline(Path(args.file), strict=args.strict, check_files=args.check_files)
+    supply = secret_groups.build_secret_supply(
+        secret_groups.parse_secret_options(args.secret or []),
+        [io.environ],
+        group=args.secrets_group or "",
+        surface=secret_groups.Surface.CLI,
+    )
+    diff = diff_pipeline(
+        pipeline,
+        _deploy_context(args, io.environ),
+        target=_kube_target(args, io, secret_keys=sorted(supply.supplied_keys)),
+        secrets=supply,
+        config_dir=_config_dir(args),
+        environ=io.environ,
+    )
+    io.print(diffing.format_diff_json(diff) if args.format == "json" else diffing.format_diff_text(diff))
+    return EXIT_DEPLOYMENT_FAILED if args.exit_code and diff.changes else EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace, io: Streams) -> int:
     import json
 
@@ -477,6 +502,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_lock_argument(deploy)
     deploy.set_defaults(handler=cmd_deploy)
+
+    diff = commands.add_parser(
+        "diff",
+        help="show what a deploy would change in the cluster, object by object",
+        description="Render what `deploy` would apply, have the API server fill in its defaults "
+        "(dryRun=All) and compare it with what is live: a unified diff per object, created, changed, "
+        "unchanged or deleted (Jobs: against the stage's newest Job; Secrets: keys only, never values). "
+        "Nothing is written. Exit 0, or with --exit-code 1 when a deploy would change something.",
+    )
+    _add_config_arguments(diff)
+    _add_cluster_arguments(diff)
+    _add_context_arguments(diff)
+    diff.add_argument(
+        "--secret",
+        action="append",
+        metavar="NAME=KEY1,KEY2",
+        help="the secrets a deploy would write, each value read from the environment variable of the "
+        "same name (repeatable)",
+    )
+    diff.add_argument(
+        "--secrets-group",
+        metavar="GROUP",
+        help="group label of the secrets (default: pipeline.secrets_group)",
+    )
+    diff.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text (default) or json (a list of objects)",
+    )
+    diff.add_argument(
+        "--exit-code", action="store_true", help="exit 1 when a deploy would change something (as git diff)"
+    )
+    diff.set_defaults(handler=cmd_diff)
 
     status = commands.add_parser(
         "status",

@@ -161,7 +161,7 @@ def test_deploy_refuses_a_cloud_kubeconfig_whose_plugin_is_not_installed(tmp_pat
     assert "token-based kubeconfig" in err and "Nothing was applied" in err
 
 
-@pytest.mark.parametrize("command", ["validate", "plan", "deploy", "status", "delete", "run", "stop"])
+@pytest.mark.parametrize("command", ["validate", "plan", "deploy", "diff", "status", "delete", "run", "stop"])
 def test_every_command_has_a_description_and_only_the_flags_that_mean_something(command: str) -> None:
     from bodywork_action.cli import build_parser
 
@@ -170,5 +170,5 @@ def test_every_command_has_a_description_and_only_the_flags_that_mean_something(
     assert sub.description, f"`{command} --help` has no description"
     flags = {option for action in sub._actions for option in action.option_strings}
     assert all(action.help for action in sub._actions), f"`{command}` has an option without help"
-    assert ("--check-files" in flags) == (command in ("validate", "plan", "deploy"))
-    assert ("--strict" in flags) == (command in ("validate", "plan", "deploy", "run"))
+    assert ("--check-files" in flags) == (command in ("validate", "plan", "deploy", "diff"))
+    assert ("--strict" in flags) == (command in ("validate", "plan", "deploy", "diff", "run"))
