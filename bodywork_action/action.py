@@ -50,7 +50,16 @@ from bodywork_action.secret_groups import parse_secrets_input
 if TYPE_CHECKING:  # pragma: no cover
     from bodywork_action.kube.client import KubeTarget
 
-OUTPUT_NAMES = ("status", "namespace", "stages", "service-urls", "service-url", "mlflow-url", "summary")
+OUTPUT_NAMES = (
+    "status",
+    "namespace",
+    "stages",
+    "service-urls",
+    "service-url",
+    "mlflow-url",
+    "summary",
+    "changes",
+)
 
 
 @dataclass
@@ -139,6 +148,8 @@ def _run(environ: Mapping[str, str], run: _Run) -> int:
         return _plan(validated, run)
     if inputs.command == "delete":
         return _delete(validated, environ, run)
+    if inputs.command == "diff":
+        return _diff(validated, environ, run)
     return _deploy(validated, environ, run, dry_run=inputs.command == "dry-run")
 
 
@@ -205,6 +216,38 @@ def _plan(validated: _Validated, run: _Run) -> int:
         run.log.info(render.format_manifests_yaml(plan.objects()))
     run.outputs["status"] = "planned"
     run.outputs["summary"] = f"{pipeline.name}: plan of {len(pipeline.dag_stages)} stages in {namespace}"
+    return EXIT_OK
+
+
+def _diff(validated: _Validated, environ: Mapping[str, str], run: _Run) -> int:
+    """What a deploy would change, into the log and the job summary (for a pull request's reviewers);
+    exit 0 either way: a diff with changes is not a failure."""
+    from bodywork_action import diffing, secret_groups
+    from bodywork_action.kube.diff import diff_pipeline
+
+    inputs, pipeline, log = validated.inputs, validated.pipeline, run.log
+    supply = secret_groups.build_secret_supply(
+        inputs.secrets, [environ], group=inputs.secrets_group, surface=secret_groups.Surface.ACTION
+    )
+    with _kube_target(validated, environ) as target:
+        diff = diff_pipeline(
+            pipeline,
+            _deploy_context(validated, run.github),
+            target=target,
+            secrets=supply,
+            config_dir=_config_dir(inputs.config),
+            environ=environ,
+            timeout_seconds=inputs.timeout_minutes * 60,
+        )
+    with log.group(f"diff of {pipeline.name}: {diff.changes} change(s)"), log.untrusted_text():
+        log.info(diffing.format_diff_text(diff))  # the YAML holds the user's args: no workflow commands
+    if diff.changes:
+        run.outputs["status"] = "changed"
+    else:
+        run.outputs["status"] = "unchanged"
+    run.outputs["changes"] = str(diff.changes)
+    run.outputs["summary"] = diff.one_line()
+    run.summary = diffing.render_diff_summary(diff)
     return EXIT_OK
 
 

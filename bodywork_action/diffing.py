@@ -405,7 +405,8 @@ def _markdown_object(obj: ObjectDiff, *, max_diff_lines: int | None) -> str:
         body.append(summary.format_code_block("\n".join(diff_lines), language="diff"))
     if not body:
         return f"- {head}"
-    return "\n".join(["<details>", f"<summary>{head}</summary>", "", *body, "", "</details>"])
+    # The blank line after </details> ends the HTML block, so Markdown resumes for what follows.
+    return "\n".join(["<details>", f"<summary>{head}</summary>", "", *body, "", "</details>", ""])
 
 
 def render_diff_summary(diff: PipelineDiff, *, max_bytes: int = summary.SUMMARY_MAX_BYTES) -> str:

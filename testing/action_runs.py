@@ -25,7 +25,9 @@ from testing.github_files import parse_output_file
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENTRYPOINT = REPO_ROOT / "entrypoint.py"
 SHA = COMMIT
-OUTPUT_NAMES = ("status", "namespace", "stages", "service-urls", "service-url", "mlflow-url", "summary")
+OUTPUT_NAMES = (
+    "status", "namespace", "stages", "service-urls", "service-url", "mlflow-url", "summary", "changes",
+)  # fmt: skip
 # The action's ``secrets`` input for the MLflow example, and what the step's env holds (canaries).
 MLFLOW_SECRETS_INPUT = "\n".join(f"{name}: {', '.join(keys)}" for name, keys in MLFLOW_SECRETS.items())
 MLFLOW_SECRET_ENV = {

@@ -29,7 +29,9 @@ EXPECTED_INPUTS = {
     "repository-url", "commit", "git-credentials-secret", "ingress-class", "smoke-test", "mlflow-stage",
     "strict", "timeout-minutes", "lock-timeout-seconds",
 }  # fmt: skip
-EXPECTED_OUTPUTS = {"status", "namespace", "stages", "service-urls", "service-url", "mlflow-url", "summary"}
+EXPECTED_OUTPUTS = {
+    "status", "namespace", "stages", "service-urls", "service-url", "mlflow-url", "summary", "changes",
+}  # fmt: skip
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -214,6 +216,8 @@ def test_the_status_output_lists_exactly_the_values_the_action_sets() -> None:
         "deleted",
         "error",
         "skipped",
+        "changed",
+        "unchanged",
     }
     assert words & candidates == expected, (
         f"action.yml mentions values never set: {sorted(words & candidates - expected)}"

@@ -17,7 +17,7 @@ from bodywork_action.options import DEFAULT_LOCK_TIMEOUT_SECONDS
 from bodywork_action.redact import SecretValue
 from bodywork_action.secret_groups import SecretRequest, parse_secrets_input
 
-COMMANDS = ("deploy", "validate", "plan", "dry-run", "delete")
+COMMANDS = ("deploy", "validate", "plan", "dry-run", "diff", "delete")
 DEFAULT_TIMEOUT_MINUTES = 60
 # @actions/core's getBooleanInput accepts exactly these spellings and throws on anything else.
 TRUE_SPELLINGS = ("true", "True", "TRUE")
