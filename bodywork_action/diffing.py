@@ -186,7 +186,16 @@ def format_yaml(obj: Mapping[str, Any] | None) -> str:
         return ""
     import yaml  # lazily: the CLI's --help must not pay for it
 
-    return yaml.safe_dump(_plain(obj), sort_keys=True, default_flow_style=False, width=110)
+    class BlockDumper(yaml.SafeDumper):
+        """Multi-line strings (the bootstrap program, a multi-line arg) as ``|`` blocks: a change to
+        one of their lines is one line of the diff."""
+
+    def represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in text else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+    BlockDumper.add_representer(str, represent_text)
+    return yaml.dump(_plain(obj), Dumper=BlockDumper, sort_keys=True, default_flow_style=False, width=110)
 
 
 def _plain(value: Any) -> Any:
