@@ -314,6 +314,7 @@ def _deploy(validated: _Validated, environ: Mapping[str, str], run: _Run, *, dry
                 environ=environ,
                 timeout_seconds=inputs.timeout_minutes * 60,
                 lock_timeout_seconds=inputs.lock_timeout_seconds,
+                atomic=inputs.atomic,
             )
     finally:
         deadline.cancel()

@@ -205,6 +205,7 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
             config_dir=_config_dir(args),
             environ=io.environ,
             lock_timeout_seconds=args.lock_timeout,
+            atomic=args.atomic,
         )
     finally:
         for sig, handler in previous.items():
@@ -499,6 +500,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_secret_arguments(deploy)
     deploy.add_argument(
         "--dry-run", action="store_true", help="send every object with dryRun=All: validates, creates nothing"
+    )
+    deploy.add_argument(
+        "--atomic",
+        action="store_true",
+        help="if any stage fails (or the deploy is stopped), roll every service stage and secret this deploy "
+        "changed back to its previous revision and remove the ones it created (batch stages are not undone)",
     )
     _add_lock_argument(deploy)
     deploy.set_defaults(handler=cmd_deploy)

@@ -1,7 +1,8 @@
 """Walks the DAG over a ``Backend``: step by step, the stages of a step concurrently.
 
 The executor owns ordering, concurrency, what a failure means for later steps, rollback of failed
-service rollouts, ``run_on_failure`` and cancellation (Ctrl+C / SIGTERM). It knows nothing of
+service rollouts (and, for an atomic deploy, of every service the run changed), ``run_on_failure`` and
+cancellation (Ctrl+C / SIGTERM). It knows nothing of
 Kubernetes or processes: the cluster backend (``deploy.py``) and the local backend (``local.py``)
 implement how one stage is run and awaited.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
@@ -33,8 +34,14 @@ class Backend(Protocol):
         """
         ...
 
-    def rollback_stage(self, stage: Stage, result: StageResult) -> StageResult:
-        """Undo a failed service rollout (the previous revision kept serving); return the updated result."""
+    def rollback_stage(self, stage: Stage, result: StageResult, *, atomic: bool = False) -> StageResult:
+        """Undo a failed service rollout (the previous revision kept serving); return the updated result.
+
+        ``atomic``: undo everything this run changed of the service stage, whatever its result: put
+        it back as it was before the run touched it (or remove it if the run created it) and wait
+        until it is available again. A rollback that could not be done says so in the result
+        (``rollback_error``); it never raises for that.
+        """
         ...
 
     def finish(self, pipeline: Pipeline, result: DeploymentResult) -> DeploymentResult:
@@ -48,6 +55,7 @@ class ProgressKind(str, Enum):
     STAGE_FINISHED = "stage-finished"
     STEP_FINISHED = "step-finished"
     ROLLED_BACK = "rolled-back"
+    ROLLING_BACK = "rolling-back"  # an atomic deploy puts its services back; ``stages`` says which
     FAILURE_STAGE_STARTED = "failure-stage-started"
     WAITING = "waiting"  # for the cluster before anything is applied; ``detail`` says on what
 
@@ -76,10 +84,14 @@ def execute(
     cancel: threading.Event | None = None,
     clock: Callable[[], float] = time.time,
     commit: str = "",
+    atomic: bool = False,
 ) -> DeploymentResult:
     """Run every step of ``pipeline`` on ``backend`` and aggregate the results.
 
     A failed stage is a result, not an exception: only errors that make the run impossible raise.
+    ``atomic``: if the run does not succeed (a stage failed, it was cancelled, or an error ended it),
+    every service stage it changed is rolled back too, so its services are all new or all old; batch
+    stages that ran are reported, not undone.
     """
     cancel = cancel or threading.Event()
     started_at = clock()
@@ -95,7 +107,12 @@ def execute(
                 )
             continue
         report(Progress(ProgressKind.STEP_STARTED, number, tuple(s.name for s in step)))
-        step_results = _run_step(step, backend, cancel=cancel, report=report, number=number)
+        try:
+            step_results = _run_step(step, backend, cancel=cancel, report=report, number=number)
+        except BaseException:
+            if atomic:  # the run ends here: what it changed must not stay half-applied
+                _roll_back_atomically(pipeline, backend, results, report, touched={s.name: s for s in step})
+            raise
         for stage, result in zip(step, step_results, strict=True):
             if result.status is StageStatus.FAILED and stage.service is not None:
                 result = backend.rollback_stage(stage, result)
@@ -106,6 +123,8 @@ def execute(
         if any(r.status is not StageStatus.SUCCEEDED for r in step_results):
             failed_step = number
 
+    if atomic and (failed_step or cancel.is_set()):
+        _roll_back_atomically(pipeline, backend, results, report)
     ordered = [results[stage.name] for stage in pipeline.dag_stages]
     failure_stage = pipeline.failure_stage
     if failed_step and failure_stage is not None and not cancel.is_set():
@@ -133,8 +152,47 @@ def execute(
         commit=commit,
         target=backend.target,
         message=_message(status, failed_step, ordered),
+        atomic=atomic,
     )
     return backend.finish(pipeline, deployment)
+
+
+def select_atomic_rollbacks(
+    pipeline: Pipeline, results: Mapping[str, StageResult], *, touched: Mapping[str, Stage] | None = None
+) -> list[Stage]:
+    """The service stages an atomic deploy puts back, latest step first: every one that succeeded in
+    this run, or was stopped during its rollout (``touched``: a step an error ended, whose stages
+    may each have changed the cluster). A failed one was already rolled back on its own."""
+    chosen: list[Stage] = []
+    for stage in pipeline.dag_stages:
+        if stage.service is None:
+            continue
+        result = results[stage.name]
+        if result.rolled_back or result.rollback_error:
+            continue
+        stopped_midway = result.status is StageStatus.CANCELLED and bool(result.started_at)
+        if result.status is StageStatus.SUCCEEDED or stopped_midway or stage.name in (touched or {}):
+            chosen.append(stage)
+    return chosen[::-1]
+
+
+def _roll_back_atomically(
+    pipeline: Pipeline,
+    backend: Backend,
+    results: dict[str, StageResult],
+    report: Reporter,
+    *,
+    touched: Mapping[str, Stage] | None = None,
+) -> None:
+    stages = select_atomic_rollbacks(pipeline, results, touched=touched)
+    if not stages:
+        return
+    report(Progress(ProgressKind.ROLLING_BACK, 0, tuple(s.name for s in stages)))
+    for stage in stages:
+        result = backend.rollback_stage(stage, results[stage.name], atomic=True)
+        results[stage.name] = result
+        if result.rolled_back or result.rollback_error:
+            report(Progress(ProgressKind.ROLLED_BACK, 0, (stage.name,), result, detail="atomic"))
 
 
 def _run_step(

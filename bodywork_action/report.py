@@ -12,6 +12,7 @@ from bodywork_action.errors import ConfigProblem, Severity
 from bodywork_action.executor import Progress, ProgressKind
 from bodywork_action.model import Pipeline, Stage
 from bodywork_action.results import DeleteResult, DeploymentResult, PipelineState, StageResult
+from bodywork_action.rollback import format_atomic_rollback
 
 
 def format_problems_text(file: str, problems: Sequence[ConfigProblem]) -> str:
@@ -131,7 +132,7 @@ def format_result_table(result: DeploymentResult) -> str:
 
 def format_result_lines(result: DeploymentResult) -> list[str]:
     """The outcome in one line, then what else the run did or left behind (pruned, dry run, ...)."""
-    return [result.one_line(), *([result.message] if result.message else [])]
+    return [result.one_line(), *([result.message] if result.message else []), *format_atomic_rollback(result)]
 
 
 def format_failure_details(result: DeploymentResult) -> str:
@@ -178,6 +179,15 @@ def format_progress(progress: Progress) -> str | None:
         return format_stage_line(progress.result)
     if progress.kind is ProgressKind.WAITING:
         return f"== {progress.detail}"
+    if progress.kind is ProgressKind.ROLLING_BACK:
+        return f"== atomic: rolling back {', '.join(progress.stages)} to the revision before this deploy"
+    if progress.kind is ProgressKind.ROLLED_BACK and progress.detail == "atomic" and progress.result:
+        done = progress.result
+        if done.rollback_error:
+            return f"-- {done.stage}: ROLLBACK FAILED: {done.rollback_error}"
+        return (
+            f"-- {done.stage}: {'removed (new in this deploy)' if done.rollback_removed else 'rolled back'}"
+        )
     return None
 
 

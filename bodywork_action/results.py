@@ -48,6 +48,8 @@ class StageResult:
     url: str = ""  # in-cluster (or local) service URL
     ingress_path: str = ""
     rolled_back: bool = False
+    rollback_removed: bool = False  # rolled back by removing it: this run had created it
+    rollback_error: str = ""  # a rollback was due and could not be done: what is left, and why
     events: tuple[EventRecord, ...] = ()
     logs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # "pod/container" -> last lines
     run_on_failure: bool = False  # this result is of the pipeline's run_on_failure stage
@@ -76,6 +78,7 @@ class StageResult:
             "url": self.url,
             "ingress_path": self.ingress_path,
             "rolled_back": self.rolled_back,
+            "rollback_error": self.rollback_error,
             "run_on_failure": self.run_on_failure,
         }
 
@@ -99,6 +102,7 @@ class DeploymentResult:
     target: str = ""  # "cluster <server>" or "local"
     message: str = ""  # one line: why it failed, or what was left behind
     dry_run: bool = False  # every object was sent with dryRun=All; no stage ran
+    atomic: bool = False  # on failure every service this run changed was to be rolled back
 
     @property
     def duration_seconds(self) -> float:
@@ -146,7 +150,18 @@ class DeploymentResult:
         failed = [r for r in self.failed_stages if not r.run_on_failure]
         if failed:
             line += "; failed: " + ", ".join(f"{r.stage} ({r.reason or 'failed'})" for r in failed)
-        return line
+        return line + self._atomic_outcome()
+
+    def _atomic_outcome(self) -> str:
+        if not self.atomic or self.succeeded:
+            return ""
+        broken = [r for r in self.stages if r.rollback_error]
+        if broken:
+            left = ", ".join(f"{r.stage} ({r.rollback_error})" for r in broken)
+            return f"; ATOMIC ROLLBACK INCOMPLETE, services left half-applied: {left}"
+        if any(r.rolled_back for r in self.stages):
+            return "; atomic: the pipeline's services were left at their previous revision"
+        return "; atomic: no service had been changed"
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -18,6 +18,7 @@ from bodywork_action.errors import ConfigProblem, Severity
 from bodywork_action.model import Pipeline
 from bodywork_action.redact import Redactor
 from bodywork_action.results import DeploymentResult, DeploymentStatus, EventRecord, StageResult, StageStatus
+from bodywork_action.rollback import format_atomic_rollback
 
 # GitHub refuses step summaries over 1 MiB; stay a little under so a line or two from elsewhere still fits.
 SUMMARY_MAX_BYTES = 1024 * 1024 - 4 * 1024
@@ -282,6 +283,11 @@ def _render_deployment(
     parts.append("")
     if result.message:
         parts.append(f"**{escape_markdown(redactor.redact(result.message))}**")
+        parts.append("")
+    for line in format_atomic_rollback(result):
+        text = escape_markdown(redactor.redact(line))
+        # A rollback that failed leaves services half-applied: that must not read like a footnote.
+        parts.append(f"> [!CAUTION]\n> {text}" if line.startswith("NOT rolled back") else f"- {text}")
         parts.append("")
     if result.steps:
         parts.append(render_mermaid_dag(result, redactor=redactor))

@@ -35,6 +35,7 @@ class Deployer:
         secrets: SecretSupply | None = None,
         cancel: threading.Event | None = None,
         report: Callable[[Progress], None] | None = None,
+        commit: str = "",
         **kwargs: Any,
     ) -> DeploymentResult:
         def record(progress: Progress) -> None:
@@ -44,7 +45,7 @@ class Deployer:
 
         return deploy_pipeline(
             p,
-            context(deployment_id),
+            context(deployment_id, commit=commit) if commit else context(deployment_id),
             target=self.target,
             secrets=secrets,
             report=record,

@@ -40,8 +40,8 @@ class ScriptedBackend:
             stage.name, stage.kind, status, attempts=1, started_at=1.0, finished_at=2.0, reason=reason
         )
 
-    def rollback_stage(self, stage: Stage, result: StageResult) -> StageResult:
-        self.rolled_back.append(stage.name)
+    def rollback_stage(self, stage: Stage, result: StageResult, *, atomic: bool = False) -> StageResult:
+        self.rolled_back.append(f"{stage.name} (atomic)" if atomic else stage.name)
         return result.evolve(rolled_back=True)
 
     def finish(self, pipeline: Pipeline, result: DeploymentResult) -> DeploymentResult:
@@ -147,3 +147,43 @@ def test_an_error_that_ends_the_run_stops_the_other_stages_of_its_step_at_once()
     else:
         raise AssertionError("the refused request should end the run")
     assert sibling_saw_cancel.is_set(), "the sibling ran on instead of being stopped"
+
+
+ATOMIC = pipeline(
+    "a >> b,c >> d,e",
+    batch("a"),
+    service("b"),
+    service("c"),
+    service("d"),
+    batch("e"),
+    name="p",
+)
+
+
+def test_an_atomic_run_that_fails_rolls_back_every_service_it_changed_latest_first() -> None:
+    backend = ScriptedBackend(fail={"e"})
+    result = execute(ATOMIC, backend, atomic=True)
+    assert result.status is DeploymentStatus.FAILED and result.atomic
+    assert backend.rolled_back == ["d (atomic)", "c (atomic)", "b (atomic)"]
+    assert all(result.stage(name).rolled_back for name in ("b", "c", "d"))
+    assert not result.stage("a").rolled_back  # batch stages are reported, not undone
+
+
+def test_an_atomic_run_rolls_back_a_failed_service_once_and_the_others_atomically() -> None:
+    backend = ScriptedBackend(fail={"c"})
+    execute(ATOMIC, backend, atomic=True)
+    assert backend.rolled_back == ["c", "b (atomic)"]  # d never ran: step 3 was skipped
+
+
+def test_an_atomic_run_that_succeeds_or_is_not_atomic_rolls_nothing_back() -> None:
+    succeeded, plain = ScriptedBackend(), ScriptedBackend(fail={"e"})
+    assert execute(ATOMIC, succeeded, atomic=True).succeeded
+    execute(ATOMIC, plain)
+    assert succeeded.rolled_back == [] and plain.rolled_back == []
+
+
+def test_a_cancelled_atomic_run_rolls_back_the_services_that_ran() -> None:
+    backend = ScriptedBackend(cancel_on="e")
+    result = execute(ATOMIC, backend, atomic=True)
+    assert result.status is DeploymentStatus.CANCELLED
+    assert backend.rolled_back == ["d (atomic)", "c (atomic)", "b (atomic)"]

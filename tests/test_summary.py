@@ -329,3 +329,25 @@ def test_the_api_server_address_is_not_published_but_a_local_target_is() -> None
     assert "10.1.2.3" not in render_summary(cluster, redactor=Redactor(), links=SummaryLinks())
     local = replace(success_result(), target="local")
     assert "| Target | local |" in render_summary(local, redactor=Redactor(), links=SummaryLinks())
+
+
+def test_an_atomic_deploy_lists_what_it_rolled_back_and_says_loudly_what_it_could_not() -> None:
+    base = failure_result()
+    left = f"Deployment/serve left at this deploy's revision ({CANARY_PASSWORD})"
+    stages = tuple(
+        replace(s, rollback_removed=True)
+        if s.stage == "mlflow"
+        else replace(s, status=StageStatus.SUCCEEDED, rollback_error=left)
+        if s.stage == "serve"
+        else s
+        for s in base.stages
+    )
+    result = replace(base, stages=stages, atomic=True)
+    document = render_summary(result, redactor=Redactor([CANARY_PASSWORD]))
+    assert "- Rolled back \\(atomic\\): mlflow \\(removed: new in this deploy\\)\n" in document
+    caution = "> [!CAUTION]\n> NOT rolled back \\(atomic rollback failed\\): serve: Deployment/serve left at"
+    assert caution in document
+    assert "- Batch stages that ran are not undone: prepare-data, train\n" in document
+    assert CANARY_PASSWORD not in document
+    assert "ATOMIC ROLLBACK INCOMPLETE" in result.one_line()
+    assert "atomic" not in render_summary(base, redactor=Redactor()).lower()

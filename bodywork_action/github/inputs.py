@@ -44,6 +44,7 @@ class ActionInputs:
     strict: bool = False
     timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES
     lock_timeout_seconds: int = DEFAULT_LOCK_TIMEOUT_SECONDS
+    atomic: bool = False  # a failed deploy puts back every service it changed (the CLI's --atomic)
 
 
 def read_action_inputs(environ: Mapping[str, str]) -> ActionInputs:
@@ -71,6 +72,7 @@ def read_action_inputs(environ: Mapping[str, str]) -> ActionInputs:
         lock_timeout_seconds=read_int_input(
             environ, "lock-timeout-seconds", default=DEFAULT_LOCK_TIMEOUT_SECONDS, minimum=0
         ),
+        atomic=read_bool_input(environ, "atomic", default=False),
     )
 
 

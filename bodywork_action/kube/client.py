@@ -564,7 +564,7 @@ class Cluster:
         body: Any = None,
         content_type: str = "application/json",
         accept: str = "application/json",
-        timeout: tuple[float, float] = REQUEST_TIMEOUT_SECONDS,
+        timeout: tuple[float, float | None] = REQUEST_TIMEOUT_SECONDS,
         stream: bool = False,
         idempotent: bool | None = None,
     ) -> Any:
@@ -818,7 +818,20 @@ class Cluster:
         query: list[tuple[str, Any]] = [("container", container), ("tailLines", tail_lines)]
         if previous:
             query.append(("previous", "true"))
-        data = self._send(
+        data = self._get_pod_log(pod, namespace=namespace, query=query)
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+        return text.splitlines()[-tail_lines:]
+
+    def _get_pod_log(
+        self,
+        pod: str,
+        *,
+        namespace: str,
+        query: Sequence[tuple[str, Any]],
+        stream: bool = False,
+        timeout: tuple[float, float | None] = REQUEST_TIMEOUT_SECONDS,
+    ) -> Any:
+        return self._send(
             "GET",
             POD.path(namespace, pod, "log"),
             verb="get logs of",
@@ -827,9 +840,37 @@ class Cluster:
             namespace=namespace,
             query=query,
             accept="*/*",
+            timeout=timeout,
+            stream=stream,
         )
-        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
-        return text.splitlines()[-tail_lines:]
+
+    def open_pod_log(
+        self,
+        pod: str,
+        *,
+        namespace: str,
+        container: str,
+        follow: bool = False,
+        previous: bool = False,
+        since_seconds: int | None = None,
+    ) -> PodLogStream:
+        """A container's log as a stream of lines (``follow``: until the container stops, or ``close()``)."""
+        query: list[tuple[str, Any]] = [("container", container)]
+        if follow:
+            query.append(("follow", "true"))
+        if previous:
+            query.append(("previous", "true"))
+        if since_seconds is not None:
+            query.append(("sinceSeconds", since_seconds))
+        response = self._get_pod_log(
+            pod,
+            namespace=namespace,
+            query=query,
+            stream=True,
+            # A followed service may print nothing for hours: no read timeout, close() ends it.
+            timeout=(REQUEST_TIMEOUT_SECONDS[0], None) if follow else REQUEST_TIMEOUT_SECONDS,
+        )
+        return PodLogStream(response)
 
     def fetch_service_proxy(self, service: str, port: int, path: str, *, namespace: str) -> tuple[int, str]:
         """GET ``path`` of a Service through the API server's proxy: (status, start of the body)."""
@@ -928,6 +969,43 @@ def _retry_after(value: str | None) -> float | None:
 
 def build_label_selector(labels: Mapping[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
+# ------------------------------------------------------------------------------------- pod logs
+
+
+class PodLogStream:
+    """The lines of one container's log as they arrive; ``close()`` may be called from any thread and
+    ends the iteration (a followed stream otherwise ends when the container stops)."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        self._closed.set()
+        with contextlib.suppress(Exception):
+            self._response.shutdown()  # unblocks a read in the reading thread
+        with contextlib.suppress(Exception):
+            self._response.close()
+
+    def __iter__(self) -> Iterator[str]:
+        import urllib3  # lazily
+
+        buffer = b""
+        try:
+            for chunk in self._response.stream(amt=None, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    yield line.decode("utf-8", "replace").rstrip("\r")
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            if not self._closed.is_set():
+                raise ClusterError(f"the log stream broke off ({type(exc).__name__})") from exc
+        finally:
+            self._response.close()  # never pool a connection whose stream we may not have read to the end
+        if buffer and not self._closed.is_set():
+            yield buffer.decode("utf-8", "replace")
 
 
 # ------------------------------------------------------------------------------------- watching

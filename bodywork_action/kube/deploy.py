@@ -19,10 +19,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from bodywork_action import render
 from bodywork_action.errors import (
+    BodyworkActionError,
     ClusterAuthError,
     ClusterConflict,
     ClusterError,
@@ -75,6 +76,7 @@ from bodywork_action.results import (
     StageResult,
     StageStatus,
 )
+from bodywork_action.rollback import build_restored_object
 from bodywork_action.secret_groups import (
     BODYWORK_SECRETS_NAMESPACE,
     SecretSupply,
@@ -193,6 +195,9 @@ class _ServiceRollout:
     previous_template: Obj | None  # None: the Deployment is new (rollback deletes it)
     created_service: bool = False
     created_ingress: bool = False
+    # Each object this run wrote, as read before it did (None: it did not exist), by kind: what an
+    # atomic rollback puts back, whatever this run changed in between.
+    previous: dict[str, Obj | None] = field(default_factory=dict)
 
 
 class ClusterBackend:
@@ -221,6 +226,7 @@ class ClusterBackend:
         self.created: list[Obj] = []  # objects this run created or replaced (for pruning)
         self.applied_before: list[str] = []  # namespace and secrets, written before the first stage
         self._rollouts: dict[str, _ServiceRollout] = {}
+        self.atomic_rollbacks: list[StageResult] = []  # what an atomic rollback did, stage by stage
         self._failures: list[StageResult] = []
         self._lock = threading.Lock()
 
@@ -249,10 +255,15 @@ class ClusterBackend:
                 self._failures.append(result)
         return result
 
-    def rollback_stage(self, stage: Stage, result: StageResult) -> StageResult:
+    def rollback_stage(self, stage: Stage, result: StageResult, *, atomic: bool = False) -> StageResult:
         rollout = self._rollouts.get(stage.k8s_name)
         if rollout is None:
             return result
+        if atomic:
+            restored = self._roll_back_atomically(stage, result, rollout)
+            with self._lock:
+                self.atomic_rollbacks.append(restored)
+            return restored
         try:
             return self._roll_back(stage, result, rollout)
         except ClusterOutage as exc:
@@ -287,7 +298,9 @@ class ClusterBackend:
             )
             note = "rolled back to the previous revision, whose pods kept serving throughout"
         message = f"{result.message}; {note}" if result.message else note
-        return result.evolve(rolled_back=True, message=message)
+        return result.evolve(
+            rolled_back=True, rollback_removed=rollout.previous_template is None, message=message
+        )
 
     def finish(self, pipeline: Pipeline, result: DeploymentResult) -> DeploymentResult:
         result = replace(result, namespace=self.namespace)
@@ -400,40 +413,16 @@ class ClusterBackend:
         deployment = planned.require("Deployment")
         name = object_name(deployment)
         existing = self.observed.get("Deployment", name)
-        rollout = _ServiceRollout(previous_template=(existing or {}).get("spec", {}).get("template"))
+        rollout = _ServiceRollout(
+            previous_template=(existing or {}).get("spec", {}).get("template"),
+            previous={"Deployment": existing},
+        )
         applied = self._apply(deployment, existing)
         self._rollouts[stage.k8s_name] = rollout
         generation = int((applied.get("metadata") or {}).get("generation") or 0)
-        selector = build_label_selector(render.selector_labels(self.pipeline, stage))
-        watches = {
-            "deployment": self.cluster.watch_objects(
-                DEPLOYMENT, namespace=self.namespace, field_selector=f"metadata.name={name}"
-            ),
-            "pods": self.cluster.watch_objects(POD, namespace=self.namespace, label_selector=selector),
-        }
-        last: dict[str, Caches] = {}
-
-        def decide(caches: Caches) -> Verdict:
-            last["caches"] = caches
-            current = caches["deployment"].get(name)
-            if current is None:
-                return Verdict(
-                    Phase.FAILED, "DeploymentDeleted", f"Deployment {name} was deleted during its rollout"
-                )
-            if int((current.get("metadata") or {}).get("generation") or 0) < generation:
-                return Verdict(Phase.RUNNING)  # an older state of the object, from before our update
-            return classify_deployment(current, list(caches["pods"].values()))
-
         service_settings = stage.service
         assert service_settings is not None
-        verdict = wait_for_verdict(
-            watches,
-            decide,
-            cancel=cancel,
-            deadline_seconds=render.progress_deadline_seconds(service_settings)
-            + CLIENT_DEADLINE_GRACE_SECONDS,
-        )
-        pods = list((last.get("caches") or {}).get("pods", {}).values())
+        verdict, pods = self._wait_for_rollout(stage, name, generation, cancel=cancel)
         if verdict is None:
             return base.evolve(
                 status=StageStatus.CANCELLED,
@@ -452,12 +441,14 @@ class ClusterBackend:
             )
         service = planned.require("Service")
         existing_service = self.observed.get("Service", name)
+        rollout.previous["Service"] = existing_service
         self._apply(service, existing_service)
         rollout.created_service = existing_service is None
         ingress_path = ""
         ingress = planned.get("Ingress")
         if ingress is not None:
             existing_ingress = self.observed.get("Ingress", name)
+            rollout.previous["Ingress"] = existing_ingress
             self._apply(ingress, existing_ingress)
             rollout.created_ingress = existing_ingress is None
             ingress_path = render.ingress_path(self.namespace, stage)
@@ -480,6 +471,101 @@ class ClusterBackend:
                     ),
                 )
         return result
+
+    def _wait_for_rollout(
+        self, stage: Stage, name: str, generation: int, *, cancel: threading.Event
+    ) -> tuple[Verdict | None, list[Obj]]:
+        """Watch Deployment ``name`` (at ``generation`` or later) and its pods to a verdict, within the
+        stage's progress deadline; also returns the pods last seen (for the failure's details)."""
+        selector = build_label_selector(render.selector_labels(self.pipeline, stage))
+        watches = {
+            "deployment": self.cluster.watch_objects(
+                DEPLOYMENT, namespace=self.namespace, field_selector=f"metadata.name={name}"
+            ),
+            "pods": self.cluster.watch_objects(POD, namespace=self.namespace, label_selector=selector),
+        }
+        last: dict[str, Caches] = {}
+
+        def decide(caches: Caches) -> Verdict:
+            last["caches"] = caches
+            current = caches["deployment"].get(name)
+            if current is None:
+                return Verdict(
+                    Phase.FAILED, "DeploymentDeleted", f"Deployment {name} was deleted during its rollout"
+                )
+            if int((current.get("metadata") or {}).get("generation") or 0) < generation:
+                return Verdict(Phase.RUNNING)  # an older state of the object, from before our update
+            pods = list(caches["pods"].values())
+            verdict = classify_deployment(current, pods)
+            return verdict
+
+        assert stage.service is not None
+        verdict = wait_for_verdict(
+            watches,
+            decide,
+            cancel=cancel,
+            deadline_seconds=render.progress_deadline_seconds(stage.service) + CLIENT_DEADLINE_GRACE_SECONDS,
+        )
+        return verdict, list((last.get("caches") or {}).get("pods", {}).values())
+
+    # --- atomic rollback ----------------------------------------------------------------------
+    def _roll_back_atomically(
+        self, stage: Stage, result: StageResult, rollout: _ServiceRollout
+    ) -> StageResult:
+        """Put every object of the stage this run wrote back as it was read before (remove the ones it
+        created), then wait until the restored Deployment is available again. Never raises: what could
+        not be done, and the state it left, is the result's ``rollback_error``."""
+        name = render.service_name(stage)
+        done: list[str] = []
+        try:
+            previous_deployment = rollout.previous.get("Deployment")
+            if previous_deployment is None:
+                for kind in ("Ingress", "Service", "Deployment"):
+                    if kind in rollout.previous:
+                        self._put_back(kind, name, None)
+                        done.append(f"{kind}/{name} removed")
+                note = "atomic: removed, as this deploy had created it (" + ", ".join(done) + ")"
+                return result.evolve(
+                    rolled_back=True, rollback_removed=True, message=_joined(result.message, note)
+                )
+            restored = self._put_back("Deployment", name, previous_deployment)
+            done.append(f"Deployment/{name} restored")
+            generation = int((restored.get("metadata") or {}).get("generation") or 0)
+            verdict, _ = self._wait_for_rollout(stage, name, generation, cancel=threading.Event())
+            if verdict is None or verdict.phase is not Phase.SUCCEEDED:
+                why = f"{verdict.reason}: {verdict.message}" if verdict else "no verdict"
+                raise ClusterError(f"the restored Deployment/{name} did not become available ({why})")
+            done[-1] += " and available"
+            for kind in ("Service", "Ingress"):
+                if kind in rollout.previous:
+                    self._put_back(kind, name, rollout.previous[kind])
+                    done.append(f"{kind}/{name} {'restored' if rollout.previous[kind] else 'removed'}")
+        except ClusterError as exc:
+            state = ", ".join(done) if done else f"Deployment/{name} still at this deploy's revision"
+            error = self._clean(f"{state}; stopped by: {exc}")
+            return result.evolve(
+                rollback_error=error, message=_joined(result.message, "NOT rolled back: " + error)
+            )
+        note = "atomic: rolled back to the revision it had before this deploy (" + ", ".join(done) + ")"
+        return result.evolve(rolled_back=True, message=_joined(result.message, note))
+
+    def _put_back(self, kind: str, name: str, previous: Obj | None) -> Obj:
+        """Delete the object (``previous`` None), or write ``previous`` back over its live version."""
+        if previous is None:
+            self.cluster.delete_object(KINDS[kind], name, namespace=self.namespace)
+            return {}
+        rolled_back_from = self.context.deployment_id if kind == "Deployment" else ""
+        current = self.cluster.read_object(KINDS[kind], name, namespace=self.namespace)
+        body = build_restored_object(previous, current, rolled_back_from=rolled_back_from)
+        if current is None:
+            return self.cluster.create_object(body)
+        try:
+            return self.cluster.replace_object(body)
+        except ClusterConflict:  # changed since we read it: once more from its current version
+            current = self.cluster.read_object(KINDS[kind], name, namespace=self.namespace)
+            return self.cluster.replace_object(
+                build_restored_object(previous, current, rolled_back_from=rolled_back_from)
+            )
 
     # --- shared -------------------------------------------------------------------------------
     def _apply(self, manifest: Obj, existing: Obj | None) -> Obj:
@@ -562,6 +648,49 @@ class ClusterBackend:
         return self.redactor.redact(text)
 
 
+def _joined(message: str, note: str) -> str:
+    return f"{message}; {note}" if message else note
+
+
+def _describe_atomic_rollbacks(results: Sequence[StageResult]) -> list[str]:
+    return [
+        f"{r.stage} NOT rolled back: {r.rollback_error}"
+        if r.rollback_error
+        else f"{r.stage} {'removed (new in this deploy)' if r.rollback_removed else 'rolled back'}"
+        for r in results
+    ]
+
+
+def _put_back_secrets(
+    cluster: Cluster, written: Sequence[tuple[Obj, Obj | None]], redactor: Redactor
+) -> list[str]:
+    """An atomic deploy that did not succeed: each Secret it wrote back as it was (removed if it
+    created it). Never raises: a Secret that could not be put back is said to be left as written."""
+    done: list[str] = []
+    for manifest, existing in reversed(written):
+        name, namespace = manifest["metadata"]["name"], manifest["metadata"]["namespace"]
+        try:
+            if existing is None:
+                cluster.delete_object(SECRET, name, namespace=namespace)
+                done.append(f"Secret/{name} removed (created by this deploy)")
+                continue
+            current = cluster.read_object(SECRET, name, namespace=namespace)
+            body = build_restored_object(existing, current)
+            if current is None:
+                cluster.create_object(body)
+            else:
+                cluster.replace_object(body)
+            done.append(f"Secret/{name} put back as it was")
+        except ClusterError as exc:
+            done.append(redactor.redact(f"Secret/{name} NOT put back, left as this deploy wrote it: {exc}"))
+    return done
+
+
+def _kept_namespace(namespace: str) -> str:
+    # Its Lease keeps the next run of the pipeline waiting its turn; deleting it under that run would not.
+    return f"namespace {namespace} was created by this deploy and is kept (bodywork-action delete removes it)"
+
+
 # ------------------------------------------------------------------------------------ deploy
 
 
@@ -633,8 +762,12 @@ def deploy_pipeline(
     clock: Callable[[], float] = time.time,
     timeout_seconds: float | None = None,
     lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+    atomic: bool = False,
 ) -> DeploymentResult:
     """Deploy ``pipeline`` to the cluster ``target`` names; the result says whether it succeeded.
+
+    ``atomic``: a deploy that does not succeed (or raises) puts back every service stage and Secret
+    it changed and removes the ones it created, so the pipeline is left all old (see ``execute``).
 
     Raises ``MissingSecrets`` (nothing created), ``InputError`` for a bad kubeconfig,
     ``ClusterAuthError`` when refused, ``ClusterUnreachable`` when the cluster never answered,
@@ -658,6 +791,7 @@ def deploy_pipeline(
             clock=clock,
             timeout_seconds=timeout_seconds,
             lock_timeout_seconds=lock_timeout_seconds,
+            atomic=atomic,
         )
     finally:
         cluster.close()
@@ -684,6 +818,7 @@ def run_deployment(
     clock: Callable[[], float] = time.time,
     timeout_seconds: float | None = None,
     lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+    atomic: bool = False,
 ) -> DeploymentResult:
     """``deploy_pipeline`` on an already connected cluster."""
     started = clock()
@@ -703,6 +838,7 @@ def run_deployment(
             timeout_seconds=timeout_seconds,
             lock_timeout_seconds=lock_timeout_seconds,
             applied=applied,
+            atomic=atomic,
         )
     except ClusterOutage as exc:  # before any stage started: still a failed deploy, not bad input
         done = f"applied: {', '.join(applied)}" if applied else "nothing was applied"
@@ -733,6 +869,7 @@ def _run_deployment(
     timeout_seconds: float | None,
     lock_timeout_seconds: float,
     applied: list[str],
+    atomic: bool = False,
 ) -> DeploymentResult:
     started = clock()
     cluster.deadline = time.monotonic() + (
@@ -828,19 +965,48 @@ def _run_deployment(
             prepared = prepare_secrets(cluster, pipeline, namespace, secrets, namespace_exists=True)
             redactor = redactor_for(secrets, prepared)
             observed = read_observed_objects(cluster, pipeline, namespace)
-        for manifest in prepared.manifests:
-            _write_secret(cluster, manifest, prepared.existing.get(manifest["metadata"]["name"]))
-            applied.append(f"Secret/{manifest['metadata']['name']}")
-        backend = ClusterBackend(
-            cluster,
-            plan,
-            observed=observed,
-            smoke_tests=smoke_tests,
-            redactor=redactor,
-            clock=clock,
-        )
-        backend.applied_before = applied
-        result = execute(pipeline, backend, report=report, cancel=cancel, clock=clock, commit=context.commit)
+        written: list[tuple[Obj, Obj | None]] = []  # each Secret this run wrote, and what it replaced
+        backend: ClusterBackend | None = None
+        try:
+            for manifest in prepared.manifests:
+                existing_secret = prepared.existing.get(manifest["metadata"]["name"])
+                _write_secret(cluster, manifest, existing_secret)
+                written.append((manifest, existing_secret))
+                applied.append(f"Secret/{manifest['metadata']['name']}")
+            backend = ClusterBackend(
+                cluster,
+                plan,
+                observed=observed,
+                smoke_tests=smoke_tests,
+                redactor=redactor,
+                clock=clock,
+            )
+            backend.applied_before = applied
+            result = execute(
+                pipeline,
+                backend,
+                report=report,
+                cancel=cancel,
+                clock=clock,
+                commit=context.commit,
+                atomic=atomic,
+            )
+        except BodyworkActionError as exc:
+            if atomic:  # the error is still the outcome; it also says what was put back, and what not
+                undone = [
+                    *_describe_atomic_rollbacks(backend.atomic_rollbacks if backend else []),
+                    *_put_back_secrets(cluster, written, redactor),
+                ]
+                if created_namespace:
+                    undone.append(_kept_namespace(namespace))
+                exc.args = (f"{exc}; atomic: {'; '.join(undone) or 'nothing had been applied'}",)
+            raise
+        if atomic and not result.succeeded:
+            undone = _put_back_secrets(cluster, written, redactor)
+            if created_namespace:
+                undone.append(_kept_namespace(namespace))
+            if undone:
+                result = replace(result, message=_joined(result.message, "atomic: " + "; ".join(undone)))
         if lock.lost:
             result = replace(
                 result,

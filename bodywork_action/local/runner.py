@@ -267,7 +267,7 @@ class LocalBackend:
             result = self._run_service(stage, started, cancel)
         return result.evolve(finished_at=time.time())
 
-    def rollback_stage(self, stage: Stage, result: StageResult) -> StageResult:
+    def rollback_stage(self, stage: Stage, result: StageResult, *, atomic: bool = False) -> StageResult:
         return result  # no earlier revision runs locally: the failed process is already stopped
 
     def finish(self, pipeline: Pipeline, result: DeploymentResult) -> DeploymentResult:
