@@ -257,6 +257,31 @@ def cmd_status(args: argparse.Namespace, io: Streams) -> int:
     return EXIT_OK
 
 
+def cmd_logs(args: argparse.Namespace, io: Streams) -> int:
+    from bodywork_action import config
+    from bodywork_action.kube.logs import LogOptions, show_logs
+    from bodywork_action.stage_logs import parse_since, select_stages
+
+    pipeline = config.load_pipeline(Path(args.file))
+    options = LogOptions(
+        stage=select_stages(pipeline, args.stage)[0].name if args.stage else "",  # unknown: exit 2 first
+        container=args.container,
+        follow=args.follow,
+        previous=args.previous,
+        since_seconds=parse_since(args.since) if args.since else None,
+    )
+    show_logs(
+        pipeline,
+        options,
+        target=_kube_target(args, io),
+        namespace=args.namespace or "",
+        environ=io.environ,
+        out=io.print,
+        note=io.error,
+    )
+    return EXIT_OK
+
+
 def cmd_delete(args: argparse.Namespace, io: Streams) -> int:
     from bodywork_action import config, report
     from bodywork_action.github.inputs import read_github_context
@@ -576,6 +601,35 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     _add_lock_argument(delete)
     delete.set_defaults(handler=cmd_delete)
+
+    logs = commands.add_parser(
+        "logs",
+        help="show the deployed stages' logs (redacted), or follow them",
+        description="Print the logs of a deployed stage, or of every stage: a batch stage's newest attempt "
+        "(its newest Job's newest pod), every pod of a service (each line prefixed with the pod's short "
+        "name). Secret values of the pipeline's Secrets are redacted. A stage with nothing to show yet "
+        "says so (exit 0); an unknown stage is exit 2.",
+    )
+    logs.add_argument("stage", nargs="?", default="", metavar="STAGE", help="one stage (default: all)")
+    _add_config_arguments(logs, strict=False, check_files=False)
+    _add_cluster_arguments(logs)
+    logs.add_argument("--namespace", metavar="NS", help="look in NS instead of the pipeline's namespace")
+    logs.add_argument(
+        "--follow", action="store_true", help="stream new lines until the containers stop (Ctrl+C ends)"
+    )
+    logs.add_argument(
+        "--previous", "-p", action="store_true", help="the previous instance of a restarted container"
+    )
+    logs.add_argument("--since", metavar="DURATION", help="only lines newer than DURATION (30s, 10m, 1h)")
+    logs.add_argument(
+        "--container",
+        "-c",
+        choices=("stage", "git-sync"),
+        default="",
+        help="stage (default): the stage's own; git-sync: the init container that fetched the commit "
+        "(shown anyway when it failed and the stage never started)",
+    )
+    logs.set_defaults(handler=cmd_logs)
 
     run = commands.add_parser(
         "run",

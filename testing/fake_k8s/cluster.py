@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from .controllers import Controllers, Scenario, is_ready
+from .pod_logs import PodLogs
 from .recording import Faults, RequestLog
 from .resources import resolve
 from .scheduler import Scheduler
@@ -60,6 +61,7 @@ class FakeCluster:
         self.store = Store(history_size=history_size, seed=seed)
         self.scheduler = Scheduler(self.internal_errors.append)
         self.controllers = Controllers(self)
+        self.pod_logs = PodLogs(self.store, self.controllers)
         self._proxy_scripts: dict[tuple[str, str], Any] = {}
         self._port = port
         self._workdir = Path(tempfile.mkdtemp(prefix="fake-k8s-"))
@@ -224,6 +226,13 @@ class FakeCluster:
             out = [e for e in out if e.get("reason") == reason]
         return out
 
+    def append_log(
+        self, ns: str, pod: str, container: str, line: str, *, written_at: float | None = None
+    ) -> None:
+        """Write ``line`` to the current instance of ``container`` (now, or at epoch ``written_at``);
+        a client following that log gets it at once."""
+        self.pod_logs.append(ns, pod, container, line, written_at)
+
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0, message: str = "") -> Any:
         """Block until predicate() is truthy; re-checked on every store write.  Raises TimeoutError."""
         deadline = time.monotonic() + timeout
@@ -239,15 +248,7 @@ class FakeCluster:
 
     # ------------------------------------------------------------------ hooks used by the HTTP server
     def pod_log(self, ns: str, name: str, query: dict) -> str:
-        container = (query.get("container") or [None])[0]
-        lines = self.controllers.pod_log(ns, name, container, (query.get("previous") or [""])[0] == "true")
-        tail = (query.get("tailLines") or [None])[0]
-        if tail is not None:
-            n = int(tail)
-            lines = lines[-n:] if n > 0 else []
-        limit = (query.get("limitBytes") or [None])[0]
-        text = "".join(line + "\n" for line in lines)
-        return text[: int(limit)] if limit else text
+        return self.pod_logs.text(ns, name, query)
 
     def proxy(
         self, method: str, ns: str, name: str, port: str | None, path: str, query: dict, body: bytes

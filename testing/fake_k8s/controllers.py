@@ -42,6 +42,8 @@ class Scenario:
     fail_times:     Job only: the first K pods fail, later pods follow `behavior`.
     logs:           lines for every app container, or {container_name: [lines]} (init containers too).
     failure_logs:   like logs, for pods that fail (default: logs).
+    previous_logs:  like logs, for the previous instance of a restarted container (`previous=true`;
+                    default: failure_logs, else logs).
     image:          the script only applies when some container of the pod template uses this image.
     """
 
@@ -53,6 +55,7 @@ class Scenario:
     exit_code: int = 1
     logs: list[str] | dict[str, list[str]] = field(default_factory=list)
     failure_logs: list[str] | dict[str, list[str]] | None = None
+    previous_logs: list[str] | dict[str, list[str]] | None = None
     image: str | None = None
 
     def __post_init__(self) -> None:
@@ -67,8 +70,10 @@ class Scenario:
             raise ValueError(f"unknown scenario fields: {sorted(unknown)}")
         return cls(**data)
 
-    def logs_for(self, container: str, init: bool, failed: bool) -> list[str]:
+    def logs_for(self, container: str, init: bool, failed: bool, previous: bool = False) -> list[str]:
         source = self.failure_logs if failed and self.failure_logs is not None else self.logs
+        if previous:
+            source = next(s for s in (self.previous_logs, self.failure_logs, self.logs) if s is not None)
         if isinstance(source, dict):
             return list(source.get(container, []))
         return [] if init else list(source)
@@ -1010,6 +1015,10 @@ class Controllers:
         cs = next((s for s in statuses if s["name"] == container), None)
         plan = self.plans.get(pod["metadata"]["uid"])
         state = (cs or {}).get("state") or {"waiting": {"reason": "ContainerCreating"}}
+        if previous and not (cs or {}).get("restartCount"):
+            raise ApiError(
+                400, "BadRequest", f'previous terminated container "{container}" in pod "{name}" not found'
+            )
         if "waiting" in state and not (cs or {}).get("restartCount"):
             raise ApiError(
                 400,
@@ -1019,4 +1028,4 @@ class Controllers:
             )
         if plan is None:
             return []
-        return plan.scenario.logs_for(container, container in init, plan.fails)
+        return plan.scenario.logs_for(container, container in init, plan.fails, previous)

@@ -310,6 +310,8 @@ class Handler(BaseHTTPRequestHandler):
                     self._watch(res, ns, query)
                 else:
                     self._list(res, ns, query)
+            elif sub == "log" and _first(query, "follow") in ("true", "1"):
+                self._follow_log(ns or "", name, query)
             elif sub == "log":
                 text = self.cluster.pod_log(ns or "", name, query)
                 self._send(200, text.encode(), "text/plain")
@@ -485,6 +487,24 @@ class Handler(BaseHTTPRequestHandler):
                     break
         finally:
             store.unwatch(watcher)
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _follow_log(self, ns: str, name: str, query: dict) -> None:
+        followed = self.cluster.pod_logs.open_follow(ns, name, query)  # errors before any byte is sent
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self._status = 200
+        self._record()
+        self.end_headers()
+
+        def send(line: str) -> None:
+            data = line.encode() + b"\n"
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+        self.cluster.pod_logs.follow(
+            followed, send, gone=lambda: self.cluster.store.closed or self._client_gone()
+        )
         self.wfile.write(b"0\r\n\r\n")
 
     def _client_gone(self) -> bool:
