@@ -50,6 +50,15 @@ from bodywork_action.model import (
     Stage,
     StageName,
 )
+from bodywork_action.overrides import (
+    IMAGE_REFERENCE,
+    QUANTITY_PATTERN,
+    RESOURCE_NAME_PATTERN,
+    quantity_problem,
+    quantity_text,
+    resource_name_problem,
+    resource_problem,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import jsonschema.protocols
@@ -66,16 +75,6 @@ MAX_INTEGER = 2**63 - 1  # what Kubernetes (int64) and JSON consumers can hold
 # levels (a crash, not an exception). Below this bound on the text's possible nesting it can't.
 _SAFE_NESTING_BOUND = 2_000
 _MIGRATABLE_VERSIONS = ("1.0", "0.1")  # what `bodywork-action migrate` upgrades
-
-# A Docker/OCI image reference: [registry[:port]/]path[:tag][@digest] (distribution/reference grammar,
-# simplified to what matters: lower-case path components, a tag of at most 128 characters).
-_IMAGE_REFERENCE = re.compile(
-    r"(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
-    r"(?::[0-9]+)?/)?"
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[\w][\w.-]{0,127})?"
-    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
-)
 
 Path_ = tuple[str | int, ...]
 
@@ -864,7 +863,9 @@ def _translate(error: Any, path: Path_, problems: _Problems, *, strict: bool) ->
     kind = error.validator
     value = error.instance
     last = path[-1] if path else ""
-    if "propertyNames" in error.absolute_schema_path:  # the key itself is bad, not a value
+    if "propertyNames" in error.absolute_schema_path and path[-1:] == ("extra_resources",):
+        problems.add((*path, value), resource_name_problem(str(value)), at_key=True)
+    elif "propertyNames" in error.absolute_schema_path:  # the key itself is bad, not a value
         problems.add(
             (*path, value),
             f"{_quote(str(value))} is not a valid secret key / variable name "
@@ -925,7 +926,9 @@ def _translate(error: Any, path: Path_, problems: _Problems, *, strict: bool) ->
         else:
             problems.add(path, f"must be {relation} {bound}, found {value}")
     elif kind == "pattern":
-        if path[:1] == ("stages",) and len(path) == 4 and path[2] == "secrets":
+        if path[:1] == ("stages",) and len(path) == 4 and path[2] == "extra_resources":
+            problems.add(path, resource_problem(str(last), value))
+        elif path[:1] == ("stages",) and len(path) == 4 and path[2] == "secrets":
             problems.add(
                 path,
                 f"{_quote(value)} is not a valid Kubernetes secret name (lower-case letters, digits, "
@@ -1001,7 +1004,7 @@ def _semantic_problems(data: dict[str, Any], problems: _Problems, *, base_dir: P
     for key in _PIPELINE_NAMES:
         _check_printable(problems, ("pipeline", key), pipeline.get(key), key)
     image = pipeline.get("docker_image")
-    if isinstance(image, str) and image and image.isprintable() and not _IMAGE_REFERENCE.fullmatch(image):
+    if isinstance(image, str) and image and image.isprintable() and not IMAGE_REFERENCE.fullmatch(image):
         problems.add(
             ("pipeline", "docker_image"),
             f"{_quote(image)} is not a valid image reference (e.g. python:3.11-slim, ghcr.io/org/img:tag)",
@@ -1088,6 +1091,17 @@ def _stage_problems(name: str, stage: dict[str, Any], problems: _Problems) -> No
                 f"{variable} is set by bodywork-action itself and can't come from a secret",
                 at_key=True,
             )
+    resources = stage.get("extra_resources")
+    for resource, quantity in resources.items() if isinstance(resources, dict) else ():
+        # What the schema can't say (which names, whole units); only for entries it has passed.
+        if not re.fullmatch(RESOURCE_NAME_PATTERN, resource) or not isinstance(quantity, str | int):
+            continue
+        if isinstance(quantity, bool) or not re.fullmatch(QUANTITY_PATTERN, quantity_text(quantity)):
+            continue
+        name_reason = resource_name_problem(resource, in_file=True)
+        reason = name_reason or quantity_problem(resource, quantity_text(quantity))
+        if reason:
+            problems.add((*path, "extra_resources", resource), reason, at_key=bool(name_reason))
     requirements = stage.get("requirements")
     for index, requirement in enumerate(requirements if isinstance(requirements, list) else ()):
         if isinstance(requirement, str) and requirement:
@@ -1169,6 +1183,9 @@ def _build_pipeline(data: dict[str, Any]) -> Pipeline:
             args=tuple(raw.get("args") or ()),
             requirements=tuple(raw.get("requirements") or ()),
             secrets=tuple(SecretEnv(env, secret) for env, secret in (raw.get("secrets") or {}).items()),
+            extra_resources=tuple(
+                sorted((name, quantity_text(q)) for name, q in (raw.get("extra_resources") or {}).items())
+            ),
         )
     steps, _ = parse_dag(section["DAG"])
     return Pipeline(

@@ -6,7 +6,7 @@ GitHub's variables) finds the values its own way and passes them here as plain k
 
 from __future__ import annotations
 
-from bodywork_action.model import DEFAULT_GIT_SYNC_IMAGE, DeployContext
+from bodywork_action.model import DEFAULT_GIT_SYNC_IMAGE, DeployContext, ResourceOverride
 
 
 def build_deployment_id(*, run_id: str, run_attempt: str, entropy: str, now_seconds: float) -> str:
@@ -30,6 +30,9 @@ def build_deploy_context(
     ingress_class: str = "",
     git_credentials_secret: str = "",
     git_sync_image: str = DEFAULT_GIT_SYNC_IMAGE,
+    image: str = "",
+    image_pull_secrets: tuple[str, ...] = (),
+    resource_overrides: tuple[ResourceOverride, ...] = (),
 ) -> DeployContext:
     return DeployContext(
         repository_url=repository_url,
@@ -44,4 +47,7 @@ def build_deploy_context(
         git_credentials_secret=git_credentials_secret,
         # Changes on every deploy, so a re-deploy of the same commit still rolls every service.
         restart_token=deployment_id,
+        image=image,
+        image_pull_secrets=image_pull_secrets,
+        resource_overrides=resource_overrides,
     )

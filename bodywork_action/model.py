@@ -56,6 +56,9 @@ class Stage:
     args: tuple[str, ...] = ()
     requirements: tuple[str, ...] = ()
     secrets: tuple[SecretEnv, ...] = ()
+    # (resource name, Kubernetes quantity), sorted: bodywork.yaml's extra_resources merged with the
+    # deploy's overrides (overrides.py); extended resources such as nvidia.com/gpu, cpu/memory requests
+    extra_resources: tuple[tuple[str, str], ...] = ()
 
     @property
     def kind(self) -> StageKind:
@@ -128,6 +131,15 @@ DEFAULT_GIT_SYNC_IMAGE = "registry.k8s.io/git-sync/git-sync:v4.4.0"
 
 
 @dataclass(frozen=True)
+class ResourceOverride:
+    """``stage: name=quantity`` from ``--resource`` or the ``resources`` input (see overrides.py)."""
+
+    stage: StageName
+    name: str
+    quantity: str
+
+
+@dataclass(frozen=True)
 class DeployContext:
     """Where the code comes from and who asked: everything rendering needs beyond the pipeline."""
 
@@ -142,6 +154,10 @@ class DeployContext:
     git_sync_image: str = DEFAULT_GIT_SYNC_IMAGE
     git_credentials_secret: str = ""  # a Secret with ssh / token credentials for private repositories
     restart_token: str = ""  # changes on every deploy: a re-deploy of the same commit restarts services
+    # Overrides of bodywork.yaml for this deploy only (overrides.py checks them; render.py applies them).
+    image: str = ""  # "" → pipeline.docker_image
+    image_pull_secrets: tuple[str, ...] = ()  # existing Secrets for private registries, on every pod
+    resource_overrides: tuple[ResourceOverride, ...] = ()  # win over a stage's extra_resources
 
     @property
     def short_commit(self) -> str:

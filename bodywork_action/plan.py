@@ -17,6 +17,7 @@ from typing import Any
 
 from bodywork_action import render
 from bodywork_action.model import DeployContext, Pipeline, Stage, StageName
+from bodywork_action.overrides import apply_overrides
 
 Manifest = dict[str, Any]
 
@@ -71,8 +72,10 @@ def render_plan(pipeline: Pipeline, context: DeployContext, *, config_dir: str =
     """Every object of a deployment of ``pipeline`` at ``context``.
 
     ``config_dir`` is the directory of bodywork.yaml relative to the repository root: stages run from
-    there, so deploy and dry run must both pass the real one.
+    there, so deploy and dry run must both pass the real one. The context's overrides (image, extra
+    resources) are applied first: ``Plan.pipeline`` is the pipeline as deployed.
     """
+    pipeline = apply_overrides(pipeline, image=context.image, resources=context.resource_overrides)
 
     def stage_plan(stage: Stage) -> StagePlan:
         objects = render.render_stage_objects(stage, pipeline, context, config_dir=config_dir)

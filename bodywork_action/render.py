@@ -43,6 +43,12 @@ project directory, as Bodywork), ``PYTHONUNBUFFERED=1`` (logs arrive as they are
 service stages ``BODYWORK_STAGE`` (the stage's Kubernetes name, which is also its Service's name),
 ``BODYWORK_NAMESPACE`` and ``BODYWORK_SERVICE_PORT`` (what ``mlflow_server.py`` reads to build its
 in-cluster URL and allowed hosts). Those are ``RESERVED_ENV_VARS``: a stage secret may not use them.
+
+Resources of the stage container: ``cpu_request`` and ``memory_request_mb`` as requests, then the
+stage's ``extra_resources`` merged with ``context.resource_overrides`` (which win; ``overrides.py``):
+an extended resource such as ``nvidia.com/gpu`` in requests and limits alike (Kubernetes requires
+both, equal), cpu/memory/ephemeral-storage in requests only. ``context.image`` replaces
+``pipeline.docker_image``; ``context.image_pull_secrets`` become every pod's ``imagePullSecrets``.
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ from bodywork_action.model import (
     Stage,
     StageKind,
 )
+from bodywork_action.overrides import is_extended_resource, stage_resources
 
 Manifest = dict[str, Any]
 
@@ -486,13 +493,21 @@ def _stage_env(
     return env
 
 
-def _resources(stage: Stage) -> Manifest:
+def _resources(stage: Stage, context: DeployContext) -> Manifest:
     requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
     if stage.cpu_request > 0:
         requests["cpu"] = cpu_quantity(stage.cpu_request)
     if stage.memory_request_mb > 0:
         requests["memory"] = memory_quantity(stage.memory_request_mb)
-    return {"requests": requests} if requests else {}
+    for name, quantity in stage_resources(stage, context.resource_overrides):
+        requests[name] = quantity
+        if is_extended_resource(name):  # Kubernetes requires limit == request for these (GPUs, …)
+            limits[name] = quantity
+    resources: Manifest = {"requests": requests} if requests else {}
+    if limits:
+        resources["limits"] = limits
+    return resources
 
 
 def _tcp_probe(*, period_seconds: int, failure_threshold: int) -> Manifest:
@@ -514,7 +529,7 @@ def _stage_container(
     working_dir = project_path(config_dir)
     container: Manifest = {
         "name": STAGE_CONTAINER,
-        "image": pipeline.docker_image,
+        "image": context.image or pipeline.docker_image,
         "command": list(STAGE_COMMAND),
         "args": stage_args(stage),
         "workingDir": working_dir,
@@ -523,7 +538,7 @@ def _stage_container(
         ),
         "volumeMounts": [{"name": CODE_VOLUME, "mountPath": CODE_MOUNT_PATH}],
     }
-    resources = _resources(stage)
+    resources = _resources(stage, context)
     if resources:
         container["resources"] = resources
     service = stage.service
@@ -558,7 +573,7 @@ def _pod_spec(
                 "secret": {"secretName": context.git_credentials_secret, "defaultMode": 0o440},
             }
         )
-    return {
+    spec: Manifest = {
         "restartPolicy": restart_policy,
         # Stages don't talk to the Kubernetes API; don't hand them a token.
         "automountServiceAccountToken": False,
@@ -575,6 +590,9 @@ def _pod_spec(
         ],
         "volumes": volumes,
     }
+    if context.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": name} for name in context.image_pull_secrets]
+    return spec
 
 
 def _service_settings(stage: Stage) -> ServiceSettings:

@@ -8,6 +8,7 @@ values, so those are checked here too.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -18,9 +19,11 @@ from bodywork_action.dag import is_dns1123_label
 from bodywork_action.model import (
     DeployContext,
     Pipeline,
+    ResourceOverride,
+    StageName,
 )
 from bodywork_action.plan import render_plan
-from testing.builders import COMMIT, bodywork_test_project, mlflow_pipeline
+from testing.builders import COMMIT, batch, bodywork_test_project, mlflow_pipeline, pipeline, service
 
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
@@ -76,8 +79,31 @@ def every_object(pipeline: Pipeline, context: DeployContext) -> list[dict[str, A
     return objects
 
 
+# A private registry and GPUs: a digest image, imagePullSecrets on every pod, an extended resource
+# in requests and limits (from bodywork.yaml's extra_resources and from an override), memory as a request.
+GPU_CONTEXT = dataclasses.replace(
+    CONTEXT,
+    image="ghcr.io/bodywork-ml/trainer@sha256:" + "0f" * 32,
+    image_pull_secrets=("ghcr-pull", "regcred.internal"),
+    resource_overrides=(
+        ResourceOverride(StageName("serve"), "nvidia.com/gpu", "1"),
+        ResourceOverride(StageName("serve"), "memory", "2Gi"),
+        ResourceOverride(StageName("train"), "ephemeral-storage", "10Gi"),
+    ),
+)
+
+
+def gpu_pipeline() -> Pipeline:
+    return pipeline(
+        "train >> serve",
+        batch("train", extra_resources=(("nvidia.com/gpu", "2"),)),
+        service("serve", ingress=True),
+    )
+
+
 CASES = {
     "mlflow": (mlflow_pipeline, CONTEXT),
+    "gpu-private-registry": (gpu_pipeline, GPU_CONTEXT),
     "bodywork-test-project": (bodywork_test_project, CONTEXT),
     "bodywork-test-project-private-ssh": (bodywork_test_project, PRIVATE_SSH_CONTEXT),
     "bodywork-test-project-private-token": (bodywork_test_project, PRIVATE_TOKEN_CONTEXT),
@@ -128,6 +154,19 @@ def test_every_name_and_label_is_one_the_api_server_accepts(case: str) -> None:
                 assert len(value) <= 63 and _LABEL_VALUE.match(value), (key, value)
         for key in metadata.get("annotations", {}):
             assert _QUALIFIED_NAME.match(key), key
+
+
+def test_the_gpu_case_really_has_limits_and_pull_secrets_to_validate() -> None:
+    templates = [
+        obj["spec"]["template"]["spec"]
+        for obj in _rendered("gpu-private-registry")
+        if "spec" in obj and "template" in obj["spec"]
+    ]
+    assert len(templates) == 2  # the Job and the Deployment
+    for pod in templates:
+        assert pod["imagePullSecrets"] == [{"name": "ghcr-pull"}, {"name": "regcred.internal"}]
+        resources = pod["containers"][0]["resources"]
+        assert resources["limits"]["nvidia.com/gpu"] == resources["requests"]["nvidia.com/gpu"]
 
 
 def test_the_schema_check_is_real_it_rejects_an_unknown_field() -> None:
