@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bodywork_action import __version__
 from bodywork_action.errors import (
@@ -23,13 +23,15 @@ from bodywork_action.errors import (
     EXIT_OK,
     BodyworkActionError,
     ConfigInvalid,
+    ConfigProblem,
     InputError,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from bodywork_action.deadline import Deadline
     from bodywork_action.executor import Progress
     from bodywork_action.kube.client import KubeTarget
-    from bodywork_action.model import DeployContext, Pipeline
+    from bodywork_action.model import DeployContext
     from bodywork_action.results import DeploymentResult
 
 
@@ -37,12 +39,23 @@ Command = Callable[[argparse.Namespace, "Streams"], int]
 
 
 class Streams:
-    """Where a command writes; tests pass StringIO objects and an environ mapping."""
+    """Where a command writes; tests pass StringIO objects and an environ mapping.
 
-    def __init__(self, out: TextIO, err: TextIO, environ: Mapping[str, str]) -> None:
+    With ``--format json`` the command's lines go to stderr (``out`` is stderr too) and ``emit`` writes
+    the one JSON document to ``document``, the real stdout, so ``| jq`` reads nothing else."""
+
+    def __init__(
+        self, out: TextIO, err: TextIO, environ: Mapping[str, str], *, document: TextIO | None = None
+    ) -> None:
         self.out = out
         self.err = err
         self.environ = environ
+        self.document = document or out
+
+    def emit(self, document: Mapping[str, object]) -> None:
+        from bodywork_action.result_document import format_document
+
+        print(format_document(document), file=self.document, flush=True)
 
     def print(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
@@ -65,7 +78,9 @@ def cmd_validate(args: argparse.Namespace, io: Streams) -> int:
         io.print("\n".join([*lines, *([format_left_out(left_out)] if left_out else [])]))
         io.print(report.format_problems_text(outcome.file, outcome.problems).splitlines()[-1])
     elif args.format == "json":
-        io.print(report.format_problems_json(outcome.file, outcome.problems))
+        from bodywork_action.result_document import validate_document
+
+        io.emit(validate_document(outcome.file, outcome.problems, pipeline=outcome.pipeline))
     else:
         io.print(report.format_problems_text(outcome.file, outcome.problems))
     return EXIT_OK if outcome.pipeline is not None else EXIT_INVALID_INPUT
@@ -75,9 +90,12 @@ def cmd_plan(args: argparse.Namespace, io: Streams) -> int:
     from bodywork_action import config, render, report
     from bodywork_action.plan import render_plan
 
-    pipeline = _with_overrides(
-        args, config.load_pipeline(Path(args.file), strict=args.strict, check_files=args.check_files)
-    )
+    pipeline = config.load_pipeline(Path(args.file), strict=args.strict, check_files=args.check_files)
+    if args.format == "json":
+        from bodywork_action.result_document import plan_document
+
+        io.emit(plan_document(pipeline, namespace=args.namespace or ""))
+        return EXIT_OK
     if args.output == "table":
         io.print(report.format_plan(pipeline, namespace=args.namespace or ""))
         return EXIT_OK
@@ -95,6 +113,26 @@ def _print_result(result: DeploymentResult, io: Streams) -> None:
     if details:
         io.print()
         io.print(details)
+
+
+def _report_result(
+    args: argparse.Namespace, io: Streams, result: DeploymentResult, deadline: Deadline
+) -> int:
+    """The result table (and why stages failed), then with --format json the document; the exit code."""
+    _print_result(result, io)
+    if args.format == "json":
+        from bodywork_action.result_document import deployment_document
+
+        io.emit(deployment_document(args.command, result, timed_out=deadline.timed_out.is_set()))
+    return result.exit_code
+
+
+def _deadline(args: argparse.Namespace) -> Deadline:
+    from bodywork_action.deadline import Deadline
+    from bodywork_action.options import describe_duration
+
+    timeout: float | None = args.timeout
+    return Deadline(timeout, f"--timeout {describe_duration(timeout)}" if timeout else "")
 
 
 def _kube_target(args: argparse.Namespace, io: Streams, *, secret_keys: Sequence[str] = ()) -> KubeTarget:
@@ -154,31 +192,7 @@ def _deploy_context(args: argparse.Namespace, environ: Mapping[str, str]) -> Dep
         namespace=args.namespace or "",
         ingress_class=args.ingress_class,
         git_credentials_secret=args.git_credentials_secret,
-        **_override_fields(args),
     )
-
-
-def _override_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """--image, --image-pull-secret and --resource, checked: the DeployContext's override fields."""
-    from bodywork_action import overrides
-
-    return {
-        "image": overrides.check_image(args.image or "", source="--image"),
-        "image_pull_secrets": overrides.parse_image_pull_secrets(
-            args.image_pull_secret or [], source="--image-pull-secret"
-        ),
-        "resource_overrides": tuple(
-            overrides.parse_resource_override(text, source="--resource") for text in args.resource or []
-        ),
-    }
-
-
-def _with_overrides(args: argparse.Namespace, pipeline: Pipeline) -> Pipeline:
-    """The pipeline as --image and --resource change it (shown by plan and deploy as deployed)."""
-    from bodywork_action import overrides
-
-    fields = _override_fields(args)
-    return overrides.apply_overrides(pipeline, image=fields["image"], resources=fields["resource_overrides"])
 
 
 def _config_dir(args: argparse.Namespace) -> str:
@@ -194,9 +208,7 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
     from bodywork_action import config, options, report, secret_groups
     from bodywork_action.kube.deploy import deploy_pipeline
 
-    pipeline = _with_overrides(
-        args, config.load_pipeline(Path(args.file), strict=args.strict, check_files=args.check_files)
-    )
+    pipeline = config.load_pipeline(Path(args.file), strict=args.strict, check_files=args.check_files)
     context = _deploy_context(args, io.environ)
     supply = secret_groups.build_secret_supply(
         secret_groups.parse_secret_options(args.secret or []),
@@ -206,6 +218,7 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
     )
     smoke_tests = options.parse_smoke_tests(args.smoke_test or [], pipeline)
     cancel = threading.Event()
+    deadline = _deadline(args)  # past --timeout the wait stops as on Ctrl+C; the result then fails
 
     def on_signal(signum: int, _frame: object) -> None:
         io.error(f"received {signal.Signals(signum).name}: stopping the wait, leaving the cluster consistent")
@@ -221,25 +234,26 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
         io.print(
             f"deploying {pipeline.name} at {context.short_commit} ({'dry run' if args.dry_run else 'live'})"
         )
-        result = deploy_pipeline(
-            pipeline,
-            context,
-            target=_kube_target(args, io, secret_keys=sorted(supply.supplied_keys)),
-            secrets=supply,
-            dry_run=args.dry_run,
-            smoke_tests=smoke_tests,
-            report=on_progress,
-            cancel=cancel,
-            config_dir=_config_dir(args),
-            environ=io.environ,
-            lock_timeout_seconds=args.lock_timeout,
-            atomic=args.atomic,
-        )
+        with deadline.running(cancel.set):
+            result = deploy_pipeline(
+                pipeline,
+                context,
+                target=_kube_target(args, io, secret_keys=sorted(supply.supplied_keys)),
+                secrets=supply,
+                dry_run=args.dry_run,
+                smoke_tests=smoke_tests,
+                report=on_progress,
+                cancel=cancel,
+                config_dir=_config_dir(args),
+                environ=io.environ,
+                timeout_seconds=args.timeout,
+                lock_timeout_seconds=args.lock_timeout,
+                atomic=args.atomic,
+            )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    _print_result(result, io)
-    return result.exit_code
+    return _report_result(args, io, deadline.apply(result), deadline)
 
 
 def cmd_diff(args: argparse.Namespace, io: Streams) -> int:
@@ -268,20 +282,18 @@ def cmd_diff(args: argparse.Namespace, io: Streams) -> int:
 
 
 def cmd_status(args: argparse.Namespace, io: Streams) -> int:
-    import json
-
     from bodywork_action import config, report
     from bodywork_action.kube.inventory import read_status
+    from bodywork_action.result_document import status_document
 
     pipeline = config.load_pipeline(Path(args.file))
     state = read_status(
         pipeline, target=_kube_target(args, io), namespace=args.namespace or "", environ=io.environ
     )
-    io.print(
-        json.dumps(state.to_json(), indent=2)
-        if args.format == "json"
-        else report.format_pipeline_state(state)
-    )
+    if args.format == "json":
+        io.emit(status_document(state))
+    else:
+        io.print(report.format_pipeline_state(state))
     return EXIT_OK
 
 
@@ -328,6 +340,10 @@ def cmd_delete(args: argparse.Namespace, io: Streams) -> int:
     )
     for line in report.format_delete_lines(outcome):
         io.print(line)
+    if args.format == "json":
+        from bodywork_action.result_document import delete_document
+
+        io.emit(delete_document(outcome))
     return EXIT_OK
 
 
@@ -339,6 +355,7 @@ def cmd_run(args: argparse.Namespace, io: Streams) -> int:
         raise InputError("`run` runs the pipeline on this machine: add --local (use `deploy` for a cluster)")
     config_file = Path(args.file)
     pipeline = config.load_pipeline(config_file, strict=args.strict)
+    deadline = _deadline(args)  # until every stage finished or is serving; serving has no limit
     result = run_local(
         pipeline,
         config_file,
@@ -346,13 +363,14 @@ def cmd_run(args: argparse.Namespace, io: Streams) -> int:
         env_file=args.env_file,
         reuse_env=args.reuse_env,
         smoke_tests=options.parse_smoke_tests(args.smoke_test or [], pipeline),
+        ports=options.parse_port_overrides(args.port or [], pipeline),
         detach=args.detach,
         commit=args.commit,
         out=io.out,
         environ=io.environ,
+        deadline=deadline,
     )
-    _print_result(result, io)
-    return result.exit_code
+    return _report_result(args, io, result, deadline)
 
 
 def cmd_stop(args: argparse.Namespace, io: Streams) -> int:
@@ -474,25 +492,6 @@ def _add_context_arguments(parser: argparse.ArgumentParser) -> None:
         help="Kubernetes secret with a deploy key (key 'ssh') or a token ('username', 'password') "
         "for a private repository",
     )
-    parser.add_argument(
-        "--image",
-        metavar="REF",
-        default="",
-        help="run every stage in this image instead of pipeline.docker_image (e.g. ghcr.io/o/r@sha256:...)",
-    )
-    parser.add_argument(
-        "--image-pull-secret",
-        action="append",
-        metavar="NAME",
-        help="existing Kubernetes secret for a private registry, put on every pod (repeatable)",
-    )
-    parser.add_argument(
-        "--resource",
-        action="append",
-        metavar="STAGE:NAME=QUANTITY",
-        help="extra resource for a stage, e.g. train:nvidia.com/gpu=1 (requests and limits; cpu, memory "
-        "and ephemeral-storage: requests only); wins over the stage's extra_resources (repeatable)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -558,6 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="table (default) or yaml (all objects)",
     )
     _add_context_arguments(plan)
+    _add_format_argument(plan)
     plan.set_defaults(handler=cmd_plan)
 
     deploy = commands.add_parser(
@@ -580,6 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
         "changed back to its previous revision and remove the ones it created (batch stages are not undone)",
     )
     _add_lock_argument(deploy)
+    _add_timeout_argument(deploy, "the whole deployment")
+    _add_format_argument(deploy)
     deploy.set_defaults(handler=cmd_deploy)
 
     diff = commands.add_parser(
@@ -647,6 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     delete.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     _add_lock_argument(delete)
+    _add_format_argument(delete)
     delete.set_defaults(handler=cmd_delete)
 
     logs = commands.add_parser(
@@ -697,6 +700,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--commit", default="", metavar="SHA", help="run this commit (in a temporary git worktree)"
     )
+    run.add_argument(
+        "--port",
+        action="append",
+        metavar="STAGE=PORT",
+        help="serve STAGE on PORT here instead of its service.port (repeatable); without it, services "
+        "sharing a port (fine on Kubernetes) are moved to free ports, shown in a table",
+    )
+    _add_timeout_argument(run, "starting the DAG (until every batch stage finished and every service is up)")
+    _add_format_argument(run)
     run.set_defaults(handler=cmd_run)
 
     stop = commands.add_parser(
@@ -745,6 +757,35 @@ def _add_lock_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _duration(text: str) -> float:
+    from bodywork_action.options import parse_duration
+
+    try:
+        return parse_duration(text, option="--timeout")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--timeout {text!r}: ")) from None
+
+
+def _add_timeout_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=_duration,
+        metavar="DURATION",
+        help=f"upper bound on {what}: 90s, 15m, 1h or seconds; past it, the stages still running are "
+        "stopped and the result is failed, saying so (exit 1). Default: none",
+    )
+
+
+def _add_format_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text (default), or json: one document on stdout (result.schema.json, see README), "
+        "everything else on stderr",
+    )
+
+
 def _add_secret_arguments(parser: argparse.ArgumentParser, *, with_group: bool = True) -> None:
     what = (
         "create or update Kubernetes secret NAME with these keys"
@@ -784,34 +825,89 @@ def main(
 ) -> int:
     io = Streams(out or sys.stdout, err or sys.stderr, os.environ if environ is None else environ)
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    json_command = _json_document_command(argv)
     try:
-        args = parser.parse_args(argv)
+        args = _parse_arguments(parser, argv, io, json_command=json_command)
     except SystemExit as exc:  # --help, --version, or a usage error (argparse printed it)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_INVALID_INPUT
+    if json_command:  # stdout carries only the document: every line the command prints goes to stderr
+        io = Streams(io.err, io.err, io.environ, document=io.out)
+
+    def failed(code: int, status: str, error: str, problems: Sequence[ConfigProblem] = ()) -> int:
+        if json_command:
+            from bodywork_action.result_document import error_document
+
+            io.emit(
+                error_document(json_command, status=status, exit_code=code, error=error, problems=problems)
+            )
+        return code
+
     try:
         handler: Command = args.handler
         return handler(args, io)
     except ConfigInvalid as exc:
         from bodywork_action.report import format_problems_text
 
-        io.error(format_problems_text(exc.file, exc.problems))
-        return exc.exit_code
+        text = format_problems_text(exc.file, exc.problems)
+        io.error(text)
+        return failed(exc.exit_code, "invalid", text.splitlines()[-1], exc.problems)
     except BodyworkActionError as exc:
         io.error(f"error: {exc}")
-        return exc.exit_code
+        return failed(exc.exit_code, "error", str(exc))
     except KeyboardInterrupt:
         io.error("interrupted")
-        return EXIT_INTERRUPTED
+        return failed(EXIT_INTERRUPTED, "cancelled", "interrupted")
     except Exception as exc:  # the boundary: a bug must still end in one readable line
         if args.debug:
             import traceback
 
             io.error("".join(traceback.format_exception(exc)))
-        io.error(
+        message = (
             f"internal error (a bug in bodywork-action {__version__}): {type(exc).__name__}; "
             "rerun with --debug for the traceback and please report it"
         )
-        return EXIT_BUG
+        io.error(message)
+        return failed(EXIT_BUG, "error", message)
+
+
+# Commands whose --format json prints the one document of result.schema.json.
+JSON_DOCUMENT_COMMANDS = ("deploy", "plan", "delete", "status", "run", "validate")
+
+
+def _json_document_command(argv: Sequence[str]) -> str:
+    """The command, if it is one of JSON_DOCUMENT_COMMANDS and ``--format json`` was asked for, else ""."""
+    command = next((arg for arg in argv if not arg.startswith("-")), "")
+    pairs = zip(argv, [*argv[1:], ""], strict=True)
+    wants_json = any(
+        arg == "--format=json" or (arg, following) == ("--format", "json") for arg, following in pairs
+    )
+    return command if wants_json and command in JSON_DOCUMENT_COMMANDS else ""
+
+
+def _parse_arguments(
+    parser: argparse.ArgumentParser, argv: Sequence[str], io: Streams, *, json_command: str
+) -> argparse.Namespace:
+    """argparse's result; with --format json a usage error (exit 2) is also a JSON document on stdout."""
+    if not json_command:
+        return parser.parse_args(argv)
+    import contextlib
+    from io import StringIO
+
+    from bodywork_action.result_document import error_document
+
+    usage = StringIO()
+    try:
+        with contextlib.redirect_stderr(usage):
+            return parser.parse_args(argv)
+    except SystemExit as exc:
+        io.err.write(usage.getvalue())
+        io.err.flush()
+        if exc.code not in (0, None):
+            complaint = (usage.getvalue().strip().splitlines() or ["invalid arguments"])[-1]
+            error = complaint.split(": error: ", 1)[-1]
+            io.emit(error_document(json_command, status="error", exit_code=EXIT_INVALID_INPUT, error=error))
+        raise
 
 
 if __name__ == "__main__":  # python -m bodywork_action.cli, as well as python -m bodywork_action

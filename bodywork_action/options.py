@@ -84,3 +84,45 @@ def choose_mlflow_stage(pipeline: Pipeline, requested: str) -> tuple[str, str]:
             "set mlflow-stage if one is"
         )
     return "", ""
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str, *, option: str) -> float:
+    """``90s``, ``15m``, ``1h`` or plain seconds (``90``), more than zero; else an error naming ``option``."""
+    match = _DURATION.match(text)
+    seconds = float(match[1]) * _UNIT_SECONDS[match[2]] if match else 0.0
+    if not seconds > 0:
+        raise InputError(
+            f"{option} {text!r}: give a duration of more than zero, in seconds (90) or with a unit: "
+            "90s, 15m, 1h"
+        )
+    return seconds
+
+
+def describe_duration(seconds: float) -> str:
+    """The shortest of ``1h``, ``15m``, ``90s`` that is exact."""
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def parse_port_overrides(specs: Iterable[str], pipeline: Pipeline) -> dict[str, int]:
+    """``STAGE=PORT`` per service stage of the DAG (``run --local --port``), each port 1-65535."""
+    services = _service_stages(pipeline)
+    ports: dict[str, int] = {}
+    for raw in specs:
+        stage, sep, port_text = raw.partition("=")
+        stage, port_text = stage.strip(), port_text.strip()
+        if not sep or not stage or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise InputError(f"--port {raw!r}: give STAGE=PORT, a port from 1 to 65535 (e.g. server=5001)")
+        if stage not in services:
+            known = ", ".join(services) or "none"
+            raise InputError(
+                f"--port {raw!r}: {stage!r} is not a service stage of the DAG (services: {known})"
+            )
+        ports[stage] = int(port_text)
+    return ports

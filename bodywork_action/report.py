@@ -5,7 +5,6 @@ Pure functions returning strings; the CLI decides where they go.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from bodywork_action.errors import ConfigProblem, Severity
@@ -26,26 +25,16 @@ def format_problems_text(file: str, problems: Sequence[ConfigProblem]) -> str:
     return "\n".join([*lines, summary])
 
 
-def format_problems_json(file: str, problems: Sequence[ConfigProblem]) -> str:
-    errors = [p for p in problems if p.severity is Severity.ERROR]
-    document = {
-        "file": file,
-        "valid": not errors,
-        "error_count": len(errors),
-        "warning_count": len(problems) - len(errors),
-        "problems": [
-            {
-                "file": p.file,
-                "line": p.line,
-                "column": p.column,
-                "path": p.path,
-                "message": p.message,
-                "severity": p.severity.value,
-            }
-            for p in problems
-        ],
+def problem_to_json(problem: ConfigProblem) -> dict[str, object]:
+    """One problem as every JSON document shows it (``validate --format json``, result.schema.json)."""
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "column": problem.column,
+        "path": problem.path,
+        "message": problem.message,
+        "severity": problem.severity.value,
     }
-    return json.dumps(document, indent=2, ensure_ascii=False)
 
 
 # --- plan -------------------------------------------------------------------------------------------
@@ -182,7 +171,7 @@ def format_progress(progress: Progress) -> str | None:
         return f"== run_on_failure: {progress.stages[0]}"
     if progress.kind is ProgressKind.STAGE_FINISHED and progress.result is not None:
         return format_stage_line(progress.result)
-    if progress.kind in (ProgressKind.WAITING, ProgressKind.WARNING):
+    if progress.kind is ProgressKind.WAITING:
         return f"== {progress.detail}"
     if progress.kind is ProgressKind.ROLLING_BACK:
         return f"== atomic: rolling back {', '.join(progress.stages)} to the revision before this deploy"

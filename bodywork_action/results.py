@@ -83,6 +83,9 @@ class StageResult:
         }
 
 
+LOCAL_TARGET = "local"  # DeploymentResult.target of a local run (processes on this machine)
+
+
 class DeploymentStatus(str, Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -143,9 +146,11 @@ class DeploymentResult:
             return line + (f"; rejected: {', '.join(rejected)}" if rejected else "")
         done = sum(1 for r in self.stages if r.status is StageStatus.SUCCEEDED and not r.run_on_failure)
         total = sum(1 for r in self.stages if not r.run_on_failure)
+        # A local run has no namespace: its stages ran as processes on this machine.
+        where = "on this machine" if self.target == LOCAL_TARGET else f"namespace {self.namespace}"
         line = (
             f"{self.pipeline}: {self.status.value} in {self.duration_seconds:.1f}s "
-            f"({done}/{total} stages succeeded, namespace {self.namespace})"
+            f"({done}/{total} stages succeeded, {where})"
         )
         failed = [r for r in self.failed_stages if not r.run_on_failure]
         if failed:

@@ -12,7 +12,10 @@ import io
 import json
 import os
 import select
+import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -154,3 +157,53 @@ class Project:
 
 
 OnLine = Callable[[str], bool]
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class CliProcess:
+    """``python -m bodywork_action ...`` as a real process (so SIGINT reaches its own handlers), its
+    stdout and stderr merged unless ``split`` was asked for."""
+
+    process: subprocess.Popen[str]
+    seen: list[str]
+
+    def wait_for(self, text: str) -> str:
+        """Read output lines until one holds ``text``; fail with everything read if the output ends first."""
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.seen.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"{text!r} never appeared in the output:\n{''.join(self.seen)}")
+
+    def interrupt(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+
+    def finish(self, timeout_seconds: float = 120.0) -> tuple[int, str, str]:
+        """Exit code, all of stdout (with what ``wait_for`` read) and stderr."""
+        out, err = self.process.communicate(timeout=timeout_seconds)
+        return self.process.returncode, "".join(self.seen) + out, err or ""
+
+
+def start_cli(project: Project, *argv: str, split: bool = False) -> CliProcess:
+    """Start the command line on ``project`` with ``argv`` (``-f`` is added); ``split`` keeps stderr apart."""
+    environ = {**project.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bodywork_action", *argv, "-f", str(project.config_file)],
+        env=environ,
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE if split else subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    return CliProcess(process=process, seen=[])
+
+
+def set_service_port(project: Project, port: int) -> None:
+    """Give the test pipeline's ``serve`` stage ``port`` (its file says 8765, which may be taken)."""
+    config = project.config_file
+    config.write_text(config.read_text().replace("port: 8765", f"port: {port}"))

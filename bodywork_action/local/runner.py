@@ -11,7 +11,8 @@ deploy; this module only says how one stage runs here:
 - batch stages run to completion, retried ``retries`` times; ``max_completion_time_seconds`` (per attempt,
   as Bodywork's in-container timeout; 0 = none) kills the whole group;
 - service stages stay up; they are ready when their port accepts connections (and the smoke-test path
-  answers 2xx) within ``max_startup_time_seconds``; a taken port is an error before anything starts;
+  answers 2xx) within ``max_startup_time_seconds``; a taken port is an error before anything starts,
+  services sharing a port are moved to free ones (``ports.py``);
 - output is streamed with a stage-name prefix and kept in ``.bodywork/runs/<id>/<stage>.log`` (redacted;
   the run directory 0700, its files 0600; a detached service's supervisor redacts its log itself);
 - Ctrl+C / SIGTERM stops every stage's tree (SIGTERM, then SIGKILL after a grace period); a second one
@@ -43,8 +44,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
+from bodywork_action.deadline import Deadline
 from bodywork_action.errors import InputError
 from bodywork_action.executor import Progress, ProgressKind, execute
+from bodywork_action.local.ports import (
+    LOCAL_HOST,
+    PortPlan,
+    assign_service_ports,
+    check_port_free,
+    describe_moved_port,
+    find_hard_coded_ports,
+    format_port_table,
+)
 from bodywork_action.local.secrets import build_stage_environ, format_unsupplied_warning, parse_env_file
 from bodywork_action.local.supervise import (
     TOKEN_VARIABLE,
@@ -57,7 +68,13 @@ from bodywork_action.local.supervise import (
 from bodywork_action.local.venvs import StageEnv, build_env_requirements, default_cache_dir, ensure_stage_env
 from bodywork_action.model import Pipeline, Stage, StageName
 from bodywork_action.redact import Redactor
-from bodywork_action.results import DeploymentResult, DeploymentStatus, StageResult, StageStatus
+from bodywork_action.results import (
+    LOCAL_TARGET,
+    DeploymentResult,
+    DeploymentStatus,
+    StageResult,
+    StageStatus,
+)
 from bodywork_action.secret_groups import (
     SecretRequest,
     SecretSupply,
@@ -66,7 +83,6 @@ from bodywork_action.secret_groups import (
     find_unsupplied_keys,
 )
 
-LOCAL_HOST = "127.0.0.1"  # readiness checks and printed URLs
 GRACE_SECONDS = (
     5.0  # between SIGTERM and SIGKILL, as Kubernetes' terminationGracePeriodSeconds (30) but shorter
 )
@@ -78,17 +94,13 @@ STATE_DIR_NAME = ".bodywork"
 SERVICES_FILE_NAME = "services.json"
 PRIVATE_FILE_MODE = 0o600  # logs may hold what a stage printed: only the user reads them
 PRIVATE_DIR_MODE = 0o700
-TARGET = "local"
+TARGET = LOCAL_TARGET
 STOP_MARGIN_SECONDS = 5.0  # stop --local: beyond the supervisor's own grace period, before SIGKILL
 
 
 # Services a --detach run left running, when that run's process lives on (tests, embedding): kept
 # referenced so Popen does not warn that they still run, and reaped by stop_local so no zombie remains.
 _DETACHED: dict[int, subprocess.Popen[bytes]] = {}
-
-
-class PortInUse(InputError):
-    """A service stage's port is taken (or shared by two stages); raised before anything starts."""
 
 
 class LocalRunInvalid(InputError):
@@ -192,17 +204,6 @@ def _read_log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
         return []
 
 
-def check_port_free(port: int) -> bool:
-    """True when nothing listens on ``port`` on any interface (binding the wildcard address would fail)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # ignore TIME_WAIT leftovers
-        try:
-            probe.bind(("", port))
-        except OSError:
-            return False
-    return True
-
-
 def _answers_smoke_test(port: int, path: str, timeout_seconds: float) -> tuple[bool, str]:
     connection = http.client.HTTPConnection(LOCAL_HOST, port, timeout=max(0.1, timeout_seconds))
     try:
@@ -227,6 +228,7 @@ class _RunSettings:
     smoke_tests: Mapping[str, str]  # stage name -> path
     detach: bool
     grace_seconds: float
+    ports: PortPlan  # where each service listens here, and what moved services wanted
 
 
 class LocalBackend:
@@ -528,7 +530,7 @@ class LocalBackend:
             status=StageStatus.FAILED,
             attempts=1,
             reason=reason,
-            message=message,
+            message=message + describe_moved_port(stage, self._settings.ports),
             url=url,
             logs={stage.name: self._tail(running)},
         )
@@ -589,29 +591,6 @@ def _stages_to_run(pipeline: Pipeline) -> list[Stage]:
     if pipeline.failure_stage is not None and pipeline.failure_stage not in stages:
         stages.append(pipeline.failure_stage)
     return stages
-
-
-def check_service_ports(stages: Sequence[Stage], *, is_free: Callable[[int], bool] = check_port_free) -> None:
-    """Every service port distinct and free, else one error naming them all (before anything starts)."""
-    problems: list[str] = []
-    owners: dict[int, str] = {}
-    for stage in stages:
-        if stage.service is None:
-            continue
-        port = stage.service.port
-        if port in owners:
-            problems.append(f"stages {owners[port]!r} and {stage.name!r} both use port {port}")
-        else:
-            owners[port] = stage.name
-    for port, name in owners.items():
-        if not is_free(port):
-            problems.append(f"port {port} (stage {name!r}) is already in use")
-    if problems:
-        raise PortInUse(
-            "cannot run locally: " + "; ".join(problems) + ". Stop whatever holds the port "
-            "(a detached run? try `bodywork-action stop --local`) or change service.port. "
-            "Nothing was started."
-        )
 
 
 def _check_modules(stages: Sequence[Stage], source_dir: Path) -> None:
@@ -938,6 +917,7 @@ def run_local(
     env_file: Path | None = None,
     reuse_env: bool = False,
     smoke_tests: Mapping[str, str] | None = None,
+    ports: Mapping[str, int] | None = None,
     detach: bool = False,
     commit: str = "",
     out: IO[str] | None = None,
@@ -947,10 +927,12 @@ def run_local(
     reload: Callable[[Path], Pipeline] | None = None,
     stop: threading.Event | None = None,
     grace_seconds: float = GRACE_SECONDS,
+    deadline: Deadline | None = None,
 ) -> DeploymentResult:
     """Run ``pipeline`` (loaded from ``config_file``) on this machine; return the result.
 
-    Before anything starts: module files exist, service ports are distinct and free, every ``--secret``
+    Before anything starts: module files exist, every service has a free port of its own (``ports``,
+    ``--port``, else its service.port, else a free one when an earlier stage has that), every ``--secret``
     key has a value, every venv is built. Then the executor walks the DAG. Afterwards, if it succeeded
     and services are up: with ``detach`` they keep running (recorded for ``stop_local``), otherwise this
     blocks until Ctrl+C (or ``stop`` is set, or every service has exited) and stops them.
@@ -973,10 +955,16 @@ def run_local(
         source_dir = source.config_file.parent
         console = _Console(out, supply.redactor(), width=max(len(s.name) for s in stages))
         _check_modules(stages, source_dir)
-        check_service_ports(stages)
-        unknown = sorted(set(smoke_tests or {}) - {s.name for s in stages if s.service is not None})
-        if unknown:
-            raise InputError(f"--smoke-test names no service stage of this pipeline: {', '.join(unknown)}")
+        service_names = {s.name for s in stages if s.service is not None}
+        for option, named in (("--smoke-test", smoke_tests or {}), ("--port", ports or {})):
+            unknown = sorted(set(named) - service_names)
+            if unknown:
+                raise InputError(f"{option} names no service stage of this pipeline: {', '.join(unknown)}")
+        port_plan = assign_service_ports(stages, ports or {})
+        pipeline = _with_ports(pipeline, port_plan)
+        stages = _stages_to_run(pipeline)
+        for line in [*format_port_table(stages, port_plan), *find_hard_coded_ports(stages, port_plan)]:
+            console.write(line)
         unsupplied = find_unsupplied_keys(stages, supply)
         if unsupplied:
             console.write(format_unsupplied_warning(unsupplied))
@@ -1005,19 +993,23 @@ def run_local(
             smoke_tests=dict(smoke_tests or {}),
             detach=detach,
             grace_seconds=grace_seconds,
+            ports=port_plan,
         )
         backend = LocalBackend(settings, envs=envs, supply=supply, environ=environ, console=console)
         # Handlers stay while everything is stopped: a second Ctrl+C during the grace period kills at once.
         with _interrupts_call(backend.interrupt), _adopting_orphans():
             kept: set[str] = set()
             try:
-                result = execute(
-                    pipeline,
-                    backend,
-                    report=_reporter(console),
-                    cancel=backend.cancel,
-                    commit=source.commit_short,
-                )
+                # --timeout: until every stage finished or serves; past it they stop, as on Ctrl+C.
+                with deadline.running(backend.interrupt) if deadline else contextlib.nullcontext():
+                    result = execute(
+                        pipeline,
+                        backend,
+                        report=_reporter(console),
+                        cancel=backend.cancel,
+                        commit=source.commit_short,
+                    )
+                result = deadline.apply(result) if deadline else result
                 services = backend.running_services
                 if result.succeeded and services and detach:
                     leave_running[0] = True
@@ -1031,8 +1023,17 @@ def run_local(
                 # Nothing of this run outlives it but what --detach keeps: not even an escaped daemon.
                 prefix = f"{run_id}:"
                 end_by_token(lambda token: token.startswith(prefix) and token not in kept)
-        console.write(result.one_line())
-        return result
+        return result  # the caller prints the result (the CLI: its table, then the one line)
+
+
+def _with_ports(pipeline: Pipeline, plan: PortPlan) -> Pipeline:
+    """The pipeline with each moved service stage on its port here (BODYWORK_SERVICE_PORT, the URL)."""
+    moved = {
+        name: replace(stage, settings=replace(stage.service, port=plan.ports[name]))
+        for name, stage in pipeline.stages.items()
+        if stage.service is not None and name in plan.wanted
+    }
+    return replace(pipeline, stages={**pipeline.stages, **moved}) if moved else pipeline
 
 
 def _default_reload(config_file: Path) -> Pipeline:
@@ -1061,7 +1062,6 @@ def _detached_result(
     listed = ", ".join(f"{e['stage']} at {e['url']} (pid {e['pid']})" for e in recorded)
     console.write(f"left running: {listed}; logs in {Path(recorded[0]['log']).parent}")
     console.write("stop them with: bodywork-action stop --local")
-    console.write(result.one_line())
     return replace(result, message=f"left running: {listed}")
 
 

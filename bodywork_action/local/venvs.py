@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ PIP_TAIL_LINES = 20  # pip output quoted in the error when an install fails
 
 # pip lines worth showing while an install runs; the full output goes to the log file.
 _PROGRESS_PREFIXES = ("Collecting", "Downloading", "Installing collected", "Successfully", "ERROR")
+# pip prints nothing while it unpacks and installs (a minute for MLflow on 2 shared cores): after this
+# long without a line, say it is still at work, and for how long.
+PROGRESS_TICK_SECONDS = 10.0
+NAMES_SHOWN = 5  # of "Installing collected packages: ..." (MLflow brings about a hundred)
 
 
 class EnvBuildFailed(BodyworkActionError):
@@ -163,13 +168,13 @@ def _create_venv(
     # (``pip --python``, pip >= 22.3). Without a usable pip here, fall back to ensurepip.
     own_pip = importlib.util.find_spec("pip") is not None
     venv_cmd = [sys.executable, "-m", "venv", *(["--without-pip"] if own_pip else []), str(env_dir)]
-    _run_logged(venv_cmd, log_file=log_file, progress=progress, what="python -m venv", environ=environ)
+    run_logged(venv_cmd, log_file=log_file, progress=progress, what="python -m venv", environ=environ)
     if not requirements:
         return
     python = _venv_python(env_dir)
     pip = [sys.executable, "-m", "pip", "--python", str(python)] if own_pip else [str(python), "-m", "pip"]
     install = [*pip, "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off"]
-    _run_logged(
+    run_logged(
         [*install, *requirements], log_file=log_file, progress=progress, what="pip install", environ=environ
     )
 
@@ -179,30 +184,90 @@ def _open_private(path: str, flags: int) -> int:
     return os.open(path, flags, 0o600)
 
 
-def _run_logged(
+def condense_pip_line(line: str) -> str | None:
+    """The line to show for one line of pip's output, shortened (a hundred package names are one
+    line), or None for a line only the log file keeps."""
+    text = line.strip()
+    if not text.startswith(_PROGRESS_PREFIXES):
+        return None
+    if text.startswith("Installing collected packages: "):
+        label, names = "Installing collected packages", text.partition(": ")[2].split(", ")
+    elif text.startswith("Successfully installed "):
+        label, names = "Successfully installed", text.split()[2:]
+    else:
+        return text
+    if len(names) <= NAMES_SHOWN:
+        return text
+    first = ", ".join(names[:NAMES_SHOWN])
+    return f"{label} {first} and {len(names) - NAMES_SHOWN} more ({len(names)} packages)"
+
+
+class _Ticker:
+    """Says "still at work" after each ``seconds`` without a progress line, until stopped."""
+
+    def __init__(self, what: str, progress: Callable[[str], None], seconds: float) -> None:
+        self._what, self._progress, self._seconds = what, progress, seconds
+        self._started = time.monotonic()
+        self._last_shown = ""
+        self._news = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pip-ticker", daemon=True)
+
+    def __enter__(self) -> _Ticker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        self._news.set()
+        self._thread.join()
+
+    def show(self, text: str) -> None:
+        self._last_shown = text
+        self._news.set()
+        self._progress(text)
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            if self._news.wait(self._seconds):
+                self._news.clear()
+                continue
+            elapsed = time.monotonic() - self._started
+            after = f" (after: {self._last_shown})" if self._last_shown else ""
+            self._progress(f"{self._what}: still at work, {elapsed:.0f}s so far{after}")
+
+
+def run_logged(
     cmd: Sequence[str],
     *,
     log_file: Path,
     progress: Callable[[str], None],
     what: str,
     environ: Mapping[str, str],
+    tick_seconds: float = PROGRESS_TICK_SECONDS,
 ) -> None:
+    """Run ``cmd`` with its output in ``log_file``; its telling lines, condensed, go to ``progress``,
+    and every ``tick_seconds`` without one a line says it is still at work. Raises EnvBuildFailed."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     tail: list[str] = []
     with open(log_file, "a", encoding="utf-8", opener=_open_private) as log:
         log.write(f"$ {' '.join(cmd)}\n")
         log.flush()
         env = {**environ, "PIP_NO_INPUT": "1", "PYTHONUNBUFFERED": "1"}
-        with subprocess.Popen(
-            list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-        ) as process:
+        with (
+            subprocess.Popen(
+                list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            ) as process,
+            _Ticker(what, progress, tick_seconds) as ticker,
+        ):
             assert process.stdout is not None
             for raw in process.stdout:
                 line = raw.decode("utf-8", "replace").rstrip()
                 log.write(line + "\n")
                 tail = [*tail[-(PIP_TAIL_LINES - 1) :], line]
-                if line.lstrip().startswith(_PROGRESS_PREFIXES):
-                    progress(line.strip())
+                shown = condense_pip_line(line)
+                if shown is not None:
+                    ticker.show(shown)
             code = process.wait()
     if code != 0:
         quoted = "\n".join(f"    {line}" for line in tail)

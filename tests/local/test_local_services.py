@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bodywork_action.local.runner import PortInUse, stop_local
+from bodywork_action.local.ports import PortInUse
+from bodywork_action.local.runner import stop_local
 from bodywork_action.results import DeploymentStatus, StageStatus
 from testing.local_runs import (
     Project,
@@ -33,26 +34,13 @@ def taken_port() -> Iterator[int]:
 
 
 def test_a_taken_port_is_a_clear_error_and_nothing_starts(project: Project, taken_port: int) -> None:
-    with pytest.raises(PortInUse, match=rf"port {taken_port} \(stage 'serve'\) is already in use"):
+    with pytest.raises(PortInUse, match=rf"port {taken_port} \(stage 'serve'\) is already in use") as error:
         project.run(standard_pipeline(taken_port))
+
+    assert "--port serve=PORT" in str(error.value) and "service.port" not in str(error.value)
 
     assert not project.out_dir.exists()  # not even the first batch stage ran
     assert not (project.state_dir / "runs").exists()
-
-
-def test_two_services_on_one_port_is_a_clear_error_before_anything_starts(project: Project) -> None:
-    port = free_port()
-    pipeline = build_pipeline(
-        "prepare >> a,b",
-        batch("prepare", "work.py"),
-        service("a", "serve.py", port=port),
-        service("b", "serve.py", port=port),
-    )
-
-    with pytest.raises(PortInUse, match=f"stages 'a' and 'b' both use port {port}"):
-        project.run(pipeline)
-
-    assert not project.out_dir.exists()
 
 
 def test_a_service_that_exits_during_startup_fails_fast_with_its_output(project: Project) -> None:
