@@ -58,6 +58,7 @@ class ProgressKind(str, Enum):
     ROLLING_BACK = "rolling-back"  # an atomic deploy puts its services back; ``stages`` says which
     FAILURE_STAGE_STARTED = "failure-stage-started"
     WAITING = "waiting"  # for the cluster before anything is applied; ``detail`` says on what
+    WARNING = "warning"  # ``detail``: something that will likely fail a stage, found before applying it
 
 
 @dataclass(frozen=True)

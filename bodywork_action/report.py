@@ -171,7 +171,7 @@ def format_progress(progress: Progress) -> str | None:
         return f"== run_on_failure: {progress.stages[0]}"
     if progress.kind is ProgressKind.STAGE_FINISHED and progress.result is not None:
         return format_stage_line(progress.result)
-    if progress.kind is ProgressKind.WAITING:
+    if progress.kind in (ProgressKind.WAITING, ProgressKind.WARNING):
         return f"== {progress.detail}"
     if progress.kind is ProgressKind.ROLLING_BACK:
         return f"== atomic: rolling back {', '.join(progress.stages)} to the revision before this deploy"

@@ -51,6 +51,7 @@ from bodywork_action.kube.client import (
 )
 from bodywork_action.kube.inventory import ObservedObjects, read_observed_objects
 from bodywork_action.kube.lease import DEFAULT_LOCK_TIMEOUT_SECONDS, build_holder, hold_pipeline_lock
+from bodywork_action.kube.pull_secrets import describe_missing_pull_secrets, find_missing_pull_secrets
 from bodywork_action.model import DeployContext, Pipeline, Stage, StageKind
 from bodywork_action.plan import Plan, render_plan
 from bodywork_action.reconcile import (
@@ -913,6 +914,12 @@ def _run_deployment(
         cluster, pipeline, namespace, secrets, namespace_exists=namespace_object is not None
     )
     redactor = redactor_for(secrets, prepared)
+    missing_pull_secrets = find_missing_pull_secrets(
+        cluster, context.image_pull_secrets, namespace=namespace, namespace_exists=namespace_object is not None
+    )
+    if missing_pull_secrets:
+        warning = describe_missing_pull_secrets(missing_pull_secrets, namespace)
+        report(Progress(ProgressKind.WARNING, 0, (), detail=warning))
     if dry_run:
         return _dry_run(
             cluster,
