@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bodywork_action import __version__
 from bodywork_action.errors import (
@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from bodywork_action.deadline import Deadline
     from bodywork_action.executor import Progress
     from bodywork_action.kube.client import KubeTarget
-    from bodywork_action.model import DeployContext
+    from bodywork_action.model import DeployContext, Pipeline
     from bodywork_action.results import DeploymentResult
 
 
@@ -90,7 +90,9 @@ def cmd_plan(args: argparse.Namespace, io: Streams) -> int:
     from bodywork_action import config, render, report
     from bodywork_action.plan import render_plan
 
-    pipeline = config.load_pipeline(Path(args.file), strict=args.strict, check_files=args.check_files)
+    pipeline = _with_overrides(
+        args, config.load_pipeline(Path(args.file), strict=args.strict, check_files=args.check_files)
+    )
     if args.format == "json":
         from bodywork_action.result_document import plan_document
 
@@ -192,7 +194,31 @@ def _deploy_context(args: argparse.Namespace, environ: Mapping[str, str]) -> Dep
         namespace=args.namespace or "",
         ingress_class=args.ingress_class,
         git_credentials_secret=args.git_credentials_secret,
+        **_override_fields(args),
     )
+
+
+def _override_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """--image, --image-pull-secret and --resource, checked: the DeployContext's override fields."""
+    from bodywork_action import overrides
+
+    return {
+        "image": overrides.check_image(args.image or "", source="--image"),
+        "image_pull_secrets": overrides.parse_image_pull_secrets(
+            args.image_pull_secret or [], source="--image-pull-secret"
+        ),
+        "resource_overrides": tuple(
+            overrides.parse_resource_override(text, source="--resource") for text in args.resource or []
+        ),
+    }
+
+
+def _with_overrides(args: argparse.Namespace, pipeline: Pipeline) -> Pipeline:
+    """The pipeline as --image and --resource change it (shown by plan and deploy as deployed)."""
+    from bodywork_action import overrides
+
+    fields = _override_fields(args)
+    return overrides.apply_overrides(pipeline, image=fields["image"], resources=fields["resource_overrides"])
 
 
 def _config_dir(args: argparse.Namespace) -> str:
@@ -208,7 +234,9 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
     from bodywork_action import config, options, report, secret_groups
     from bodywork_action.kube.deploy import deploy_pipeline
 
-    pipeline = config.load_pipeline(Path(args.file), strict=args.strict, check_files=args.check_files)
+    pipeline = _with_overrides(
+        args, config.load_pipeline(Path(args.file), strict=args.strict, check_files=args.check_files)
+    )
     context = _deploy_context(args, io.environ)
     supply = secret_groups.build_secret_supply(
         secret_groups.parse_secret_options(args.secret or []),
@@ -491,6 +519,25 @@ def _add_context_arguments(parser: argparse.ArgumentParser) -> None:
         default="",
         help="Kubernetes secret with a deploy key (key 'ssh') or a token ('username', 'password') "
         "for a private repository",
+    )
+    parser.add_argument(
+        "--image",
+        metavar="REF",
+        default="",
+        help="run every stage in this image instead of pipeline.docker_image (e.g. ghcr.io/o/r@sha256:...)",
+    )
+    parser.add_argument(
+        "--image-pull-secret",
+        action="append",
+        metavar="NAME",
+        help="existing Kubernetes secret for a private registry, put on every pod (repeatable)",
+    )
+    parser.add_argument(
+        "--resource",
+        action="append",
+        metavar="STAGE:NAME=QUANTITY",
+        help="extra resource for a stage, e.g. train:nvidia.com/gpu=1 (requests and limits; cpu, memory "
+        "and ephemeral-storage: requests only); wins over the stage's extra_resources (repeatable)",
     )
 
 
