@@ -44,6 +44,7 @@ from bodywork_action.github.inputs import (
 )
 from bodywork_action.github.workflow import ActionLog, append_summary, format_command, write_outputs
 from bodywork_action.model import DeployContext, Pipeline
+from bodywork_action.overrides import apply_overrides
 from bodywork_action.results import DeploymentResult, DeploymentStatus
 from bodywork_action.secret_groups import parse_secrets_input
 
@@ -137,6 +138,8 @@ def _run(environ: Mapping[str, str], run: _Run) -> int:
     pipeline = _validate(inputs, workspace, run)
     if pipeline is None:
         return EXIT_INVALID_INPUT
+    # The inputs image and resources, as planned, deployed and shown in the summary.
+    pipeline = apply_overrides(pipeline, image=inputs.image, resources=inputs.resources)
     namespace = inputs.namespace or pipeline.target_namespace
     run.outputs["namespace"] = namespace
     validated = _Validated(inputs, pipeline, namespace, kubeconfig_yaml)
@@ -465,6 +468,9 @@ def _deploy_context(validated: _Validated, github: GitHubContext) -> DeployConte
         namespace=validated.namespace,
         ingress_class=inputs.ingress_class,
         git_credentials_secret=inputs.git_credentials_secret,
+        image=inputs.image,
+        image_pull_secrets=inputs.image_pull_secrets,
+        resource_overrides=inputs.resources,
     )
 
 

@@ -27,6 +27,7 @@ YAML_FILES = [ACTION, *WORKFLOWS, *EXAMPLES, ROOT / ".yamllint.yaml", ROOT / "ex
 EXPECTED_INPUTS = {
     "kubeconfig", "context", "config", "command", "secrets", "secrets-group", "namespace",
     "repository-url", "commit", "git-credentials-secret", "ingress-class", "smoke-test", "mlflow-stage",
+    "image", "image-pull-secrets", "resources",
     "strict", "timeout-minutes", "lock-timeout-seconds", "atomic",
 }  # fmt: skip
 EXPECTED_OUTPUTS = {

@@ -13,7 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bodywork_action.errors import InputError
+from bodywork_action.model import ResourceOverride
 from bodywork_action.options import DEFAULT_LOCK_TIMEOUT_SECONDS
+from bodywork_action.overrides import check_image, parse_image_pull_secrets, parse_resource_override
 from bodywork_action.redact import SecretValue
 from bodywork_action.secret_groups import SecretRequest, parse_secrets_input
 
@@ -37,6 +39,9 @@ class ActionInputs:
     namespace: str = ""
     repository_url: str = ""
     commit: str = ""
+    image: str = ""  # replaces pipeline.docker_image for this deploy
+    image_pull_secrets: tuple[str, ...] = ()
+    resources: tuple[ResourceOverride, ...] = ()  # one "stage: name=quantity" per line
     git_credentials_secret: str = ""
     ingress_class: str = ""
     smoke_test: tuple[str, ...] = ()  # one "stage=/path" per line
@@ -61,6 +66,14 @@ def read_action_inputs(environ: Mapping[str, str]) -> ActionInputs:
         namespace=text("namespace"),
         repository_url=text("repository-url"),
         commit=text("commit"),
+        image=check_image(text("image"), source="input 'image'"),
+        image_pull_secrets=parse_image_pull_secrets(
+            [text("image-pull-secrets")], source="input 'image-pull-secrets'"
+        ),
+        resources=tuple(
+            parse_resource_override(line, source="input 'resources'")
+            for line in read_multiline_input(environ, "resources")
+        ),
         git_credentials_secret=text("git-credentials-secret"),
         ingress_class=text("ingress-class"),
         smoke_test=read_multiline_input(environ, "smoke-test"),
