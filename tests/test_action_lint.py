@@ -161,13 +161,27 @@ def test_third_party_actions_are_pinned_by_full_commit_sha(workflow: Path) -> No
 
 @pytest.mark.parametrize("workflow", EXAMPLES, ids=lambda p: p.name)
 def test_examples_have_least_permissions_and_a_concurrency_group(workflow: Path) -> None:
+    """Nothing granted at the top; a job reads the repository at most, and only one that runs no
+    action at all may write to pull requests (the preview comment). Every job running this action is
+    in a concurrency group (the workflow's or its own) that cancels nothing unless the job only
+    deploys; a job that may deploy names the deploy's URL as its environment's."""
     document = _load(workflow)
     assert document["permissions"] == {}
-    concurrency = document["concurrency"]
-    assert isinstance(concurrency, dict) and concurrency["cancel-in-progress"] is False
-    for job in document["jobs"].values():
-        assert job["permissions"] == {"contents": "read"}
-        assert job["environment"]["url"] == "${{ steps.deploy.outputs.service-url }}"
+    for name, job in document["jobs"].items():
+        steps = job.get("steps") or []
+        uses_actions = any("uses" in step for step in steps)
+        allowed = {"contents": "read"} if uses_actions else {"pull-requests": "write"}
+        assert job["permissions"] in ({}, allowed), f"{name}: {job['permissions']}"
+        ours = [step for step in steps if str(step.get("uses", "")).startswith("bodywork-ml/deploy-action@")]
+        if not ours:
+            continue
+        concurrency = job.get("concurrency") or document.get("concurrency")
+        assert isinstance(concurrency, dict) and concurrency["group"], name
+        commands = {str((step.get("with") or {}).get("command", "deploy")) for step in ours}
+        if commands != {"deploy"}:
+            assert concurrency["cancel-in-progress"] is False, f"{name} ({commands}) may be cancelled"
+        if commands != {"delete"}:
+            assert job["environment"]["url"] == "${{ steps.deploy.outputs.service-url }}", name
 
 
 def test_entrypoint_is_thin_and_imports_nothing_at_import_time() -> None:
