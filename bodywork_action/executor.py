@@ -19,6 +19,7 @@ from typing import Protocol
 
 from bodywork_action.model import Pipeline, Stage
 from bodywork_action.results import DeploymentResult, DeploymentStatus, StageResult, StageStatus
+from bodywork_action.stage_phase import StagePhase
 
 
 class Backend(Protocol):
@@ -58,6 +59,9 @@ class ProgressKind(str, Enum):
     ROLLING_BACK = "rolling-back"  # an atomic deploy puts its services back; ``stages`` says which
     FAILURE_STAGE_STARTED = "failure-stage-started"
     WAITING = "waiting"  # for the cluster before anything is applied; ``detail`` says on what
+    STAGE_PHASE = "stage-phase"  # a running stage's ``phase`` changed (scheduled, running, ready 1/2...)
+    SMOKE_TEST = "smoke-test"  # ``detail``: the request and its answer; ``ok``: whether it passed
+    DEBUG = "debug"  # ``detail``: one API call or decision, shown only when debugging
     WARNING = "warning"  # ``detail``: something that will likely fail a stage, found before applying it
 
 
@@ -68,6 +72,8 @@ class Progress:
     stages: tuple[str, ...]
     result: StageResult | None = None
     detail: str = ""
+    phase: StagePhase | None = None  # STAGE_PHASE only
+    ok: bool = True  # SMOKE_TEST: the answer was 2xx
 
 
 Reporter = Callable[[Progress], None]

@@ -399,6 +399,30 @@ class RequestCounter:
 Sleep = Callable[[float], Any]
 
 
+@dataclass(frozen=True)
+class ApiCall:
+    """One request as it went (for debug lines): method and path only, never a body, header or query."""
+
+    verb: str  # get, list, watch, create, replace, patch, delete, proxy to, read log of
+    method: str
+    path: str
+    status: int | None  # None: no HTTP answer at all
+    milliseconds: float
+    attempt: int
+    error: str = ""  # the exception's type when there was no answer
+    retry_in_seconds: float | None = None  # set when the request is repeated after this long
+
+    def describe(self) -> str:
+        """``watch GET /api/v1/namespaces/demo/pods 200 12 ms`` (+ the attempt, + when it is retried)."""
+        answer = str(self.status) if self.status is not None else f"no answer ({self.error})"
+        text = f"{self.verb} {self.method} {self.path} {answer} {self.milliseconds:.0f} ms"
+        if self.attempt > 1:
+            text += f" (attempt {self.attempt})"
+        if self.retry_in_seconds is not None:
+            text += f"; retrying in {self.retry_in_seconds:.1f}s"
+        return text
+
+
 # Progress while the API server is away: the first line once it has been away this long, then one
 # line every OUTAGE_REPORT_EVERY_SECONDS (with 10 % of requests failing, single failures stay quiet).
 OUTAGE_REPORT_AFTER_SECONDS = 3.0
@@ -441,6 +465,7 @@ class Cluster:
         self._away_reported: float | None = None
         self._cancelled_at: float | None = None
         self.retries = 0  # requests repeated after a failure (for tests and the benchmark)
+        self.on_request: Callable[[ApiCall], None] | None = None  # every request, for debug lines
         self.read_backs = 0  # creates resolved by reading the object back
 
     def close(self) -> None:
@@ -580,6 +605,7 @@ class Cluster:
             headers = {"Accept": accept}
             if body is not None:
                 headers["Content-Type"] = content_type
+            sent_at = time.monotonic()
             try:
                 _, url, headers, body_out, _ = self._api.param_serialize(
                     method=method,
@@ -596,6 +622,7 @@ class Cluster:
                 sent = not isinstance(exc, urllib3.exceptions.NewConnectionError)
                 self._failed(Failure.UNREACHABLE, verb, kind.resource)
                 decision = self.decide(Failure.UNREACHABLE, attempt, idempotent=idempotent or not sent)
+                self._tell(verb, method, path, None, sent_at, attempt, decision, error=type(exc).__name__)
                 if decision.retry:
                     self.pause(decision.delay_seconds)
                     continue
@@ -608,6 +635,7 @@ class Cluster:
                 ) from exc
             except Exception as exc:  # the client's ApiException(status=0) for TLS failures
                 status = getattr(exc, "status", None)
+                self._tell(verb, method, path, None, sent_at, attempt, None, error=type(exc).__name__)
                 if status == 0:
                     raise ClusterUnreachable(
                         f"TLS failure talking to {self.server}: {_short(str(getattr(exc, 'reason', '')))}",
@@ -622,6 +650,7 @@ class Cluster:
                 self._answered()
             self.reached = True
             if 200 <= status < 300:
+                self._tell(verb, method, path, status, sent_at, attempt, None)
                 return response.response if stream else response.read()
             data = response.read()
             self._failed(failure, verb, kind.resource)
@@ -631,6 +660,7 @@ class Cluster:
                 idempotent=idempotent,
                 retry_after=_retry_after(response.headers.get("Retry-After")),
             )
+            self._tell(verb, method, path, status, sent_at, attempt, decision)
             if decision.retry:
                 self.pause(decision.delay_seconds)
                 continue
@@ -641,6 +671,24 @@ class Cluster:
             raise build_cluster_error(
                 status, data, verb=verb, kind=kind, name=name, namespace=namespace, server=self.server
             )
+
+    def _tell(
+        self,
+        verb: str,
+        method: str,
+        path: str,
+        status: int | None,
+        sent_at: float,
+        attempt: int,
+        decision: RetryDecision | None,
+        *,
+        error: str = "",
+    ) -> None:
+        if self.on_request is None:
+            return
+        retry_in = decision.delay_seconds if decision is not None and decision.retry else None
+        milliseconds = (time.monotonic() - sent_at) * 1000
+        self.on_request(ApiCall(verb, method, path, status, milliseconds, attempt, error, retry_in))
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Obj:
         data = self._send(method, path, **kwargs)

@@ -54,6 +54,7 @@ from bodywork_action.kube.lease import DEFAULT_LOCK_TIMEOUT_SECONDS, build_holde
 from bodywork_action.kube.pull_secrets import describe_missing_pull_secrets, find_missing_pull_secrets
 from bodywork_action.model import DeployContext, Pipeline, Stage, StageKind
 from bodywork_action.plan import Plan, render_plan
+from bodywork_action.progress_events import StageProgress
 from bodywork_action.reconcile import (
     ANNOTATION_ROLLED_BACK_FROM,
     Obj,
@@ -213,6 +214,7 @@ class ClusterBackend:
         smoke_tests: Mapping[str, str] | None = None,
         redactor: Redactor | None = None,
         clock: Callable[[], float] = time.time,
+        progress: StageProgress | None = None,
     ) -> None:
         self.cluster = cluster
         self.plan = plan
@@ -224,6 +226,7 @@ class ClusterBackend:
         self.smoke_tests = dict(smoke_tests or {})
         self.redactor = redactor or Redactor()
         self.clock = clock
+        self.progress = progress or StageProgress(plan.pipeline, _ignore)  # phases, as they change
         self.created: list[Obj] = []  # objects this run created or replaced (for pruning)
         self.applied_before: list[str] = []  # namespace and secrets, written before the first stage
         self._rollouts: dict[str, _ServiceRollout] = {}
@@ -273,6 +276,7 @@ class ClusterBackend:
 
     def _roll_back(self, stage: Stage, result: StageResult, rollout: _ServiceRollout) -> StageResult:
         name = render.service_name(stage)
+        self.progress.debug(f"{stage.name}: rolling back the failed rollout ({result.reason or 'failed'})")
         if rollout.previous_template is None:
             # Nothing served before this deployment: remove what it created rather than leave it failing.
             self.cluster.delete_object(DEPLOYMENT, name, namespace=self.namespace)
@@ -361,7 +365,11 @@ class ClusterBackend:
             job = caches["job"].get(name)
             if job is None:
                 return Verdict(Phase.FAILED, "JobDeleted", f"Job {name} was deleted while it ran")
-            return classify_job(job, list(caches["pods"].values()))
+            pods = list(caches["pods"].values())
+            self.progress.observe_job(stage, job, pods)
+            verdict = classify_job(job, pods)
+            self.progress.verdict(stage.name, verdict)
+            return verdict
 
         batch = stage.batch
         deadline = render.job_wait_limit_seconds(batch) if batch else None
@@ -460,9 +468,11 @@ class ClusterBackend:
         )
         smoke_path = self.smoke_tests.get(stage.name)
         if smoke_path is not None:
+            sent = time.monotonic()
             status, text = self.cluster.fetch_service_proxy(
                 render.service_name(stage), service_settings.port, smoke_path, namespace=self.namespace
             )
+            self.progress.smoke_test(stage.name, smoke_path, status, time.monotonic() - sent)
             if not 200 <= status < 300:
                 return result.evolve(
                     status=StageStatus.FAILED,
@@ -497,7 +507,9 @@ class ClusterBackend:
             if int((current.get("metadata") or {}).get("generation") or 0) < generation:
                 return Verdict(Phase.RUNNING)  # an older state of the object, from before our update
             pods = list(caches["pods"].values())
+            self.progress.observe_deployment(stage, current, pods)
             verdict = classify_deployment(current, pods)
+            self.progress.verdict(stage.name, verdict)
             return verdict
 
         assert stage.service is not None
@@ -878,6 +890,8 @@ def _run_deployment(
     )
     cluster.cancel = cancel
     cluster.on_wait = _waiting(report)
+    progress = StageProgress(pipeline, report, redactor=secrets.redactor())
+    cluster.on_request = lambda call: progress.debug(f"API {call.describe()}")
     entropy = hashlib.sha256(f"{time.time_ns()}:{threading.get_ident()}".encode()).hexdigest()[:6]
     plan = render_plan(
         pipeline, build_unique_context(context, now_seconds=started, entropy=entropy), config_dir=config_dir
@@ -980,6 +994,7 @@ def _run_deployment(
                 _write_secret(cluster, manifest, existing_secret)
                 written.append((manifest, existing_secret))
                 applied.append(f"Secret/{manifest['metadata']['name']}")
+            progress.redactor = redactor
             backend = ClusterBackend(
                 cluster,
                 plan,
@@ -987,6 +1002,7 @@ def _run_deployment(
                 smoke_tests=smoke_tests,
                 redactor=redactor,
                 clock=clock,
+                progress=progress,
             )
             backend.applied_before = applied
             result = execute(
