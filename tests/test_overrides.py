@@ -7,7 +7,10 @@ bodywork.yaml's ``extra_resources`` key with each problem at its line and column
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -255,3 +258,28 @@ def test_the_shipped_schema_and_the_checks_use_the_same_patterns() -> None:
     extra = json.loads(text)["$defs"]["stage"]["properties"]["extra_resources"]
     assert extra["propertyNames"]["pattern"] == overrides.RESOURCE_NAME_PATTERN
     assert extra["additionalProperties"]["pattern"] == overrides.QUANTITY_PATTERN
+
+
+def test_bodywork_3_0_itself_accepts_a_file_with_extra_resources(tmp_path: Path) -> None:
+    """Bodywork 3.0 validates with unknown keys allowed: the extension key is accepted there, unused.
+    Needs a virtual environment with bodywork==3.0.12 (BODYWORK_30_VENV, as bench/bench_deploy.py)."""
+    venv = os.environ.get("BODYWORK_30_VENV", "")
+    bodywork = Path(venv, "bin", "bodywork")
+    if not venv or not bodywork.exists():
+        pytest.skip("no Bodywork 3.0.12 virtual environment (set BODYWORK_30_VENV)")
+    (tmp_path / "bodywork.yaml").write_bytes(
+        config_with("      nvidia.com/gpu: 1\n      ephemeral-storage: 2Gi\n")
+    )
+    (tmp_path / "train.py").write_text("")
+    closed = "http://127.0.0.1:9"  # its usage-statistics ping, if any, goes nowhere
+    checked = subprocess.run(
+        [str(bodywork), "validate"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "http_proxy": closed, "HTTP_PROXY": closed, "https_proxy": closed},
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "bodywork.yaml is a valid Bodywork config file" in checked.stdout
