@@ -15,6 +15,7 @@ from typing import Any
 
 from bodywork_action import render
 from bodywork_action.model import DeployContext, Pipeline
+from bodywork_action.stage_identity import build_stage_kinds, is_of_former_kind, stage_of
 
 Obj = dict[str, Any]
 
@@ -107,9 +108,12 @@ def build_prune_plan(
     """(kind, name) of every owned object the new deployment no longer has, oldest Jobs beyond history.
 
     Pure diff of desired vs. observed. Only objects labelled managed-by this tool *and* part of this
-    pipeline are ever candidates; anything else is left alone whatever its name.
+    pipeline are ever candidates; anything else is left alone whatever its name. A stage that changed
+    kind loses all of its old kind's objects, its Job history included (``stage_identity.py``).
     """
+    desired = list(desired)
     wanted = {(str(o["kind"]), str(o["metadata"]["name"])) for o in desired}
+    stage_kinds = build_stage_kinds(desired)
     prune: list[tuple[str, str]] = []
     jobs_by_stage: dict[str, list[Mapping[str, Any]]] = {}
     seen: set[tuple[str, str]] = set()
@@ -118,9 +122,10 @@ def build_prune_plan(
         if key in seen or not is_owned(obj, pipeline_label):
             continue
         seen.add(key)
-        if key[0] == "Job":
-            stage = str(((obj.get("metadata") or {}).get("labels") or {}).get(render.LABEL_NAME, ""))
-            jobs_by_stage.setdefault(stage, []).append(obj)
+        if is_of_former_kind(obj, stage_kinds):
+            prune.append(key)
+        elif key[0] == "Job":
+            jobs_by_stage.setdefault(stage_of(obj), []).append(obj)
         elif key[0] in ("Deployment", "Service", "Ingress") and key not in wanted:
             prune.append(key)
     for jobs in jobs_by_stage.values():

@@ -38,6 +38,7 @@ from bodywork_action.reconcile import (
     object_name,
 )
 from bodywork_action.results import DeleteResult, PipelineState, StageState
+from bodywork_action.stage_identity import select_current_states, stage_of
 from bodywork_action.verdicts import Verdict, classify_deployment, classify_job
 
 # status and delete wait at most this long for an API server that went away (a deploy has its own).
@@ -92,7 +93,7 @@ def read_pipeline_state(cluster: Cluster, pipeline: Pipeline, *, namespace: str 
         states.append(_state(deployment, "service", verdict, url=url, ingress=ingress))
     latest_jobs: dict[str, Obj] = {}
     for job in observed.by_kind["Job"].values():
-        stage = str(((job.get("metadata") or {}).get("labels") or {}).get(render.LABEL_NAME, ""))
+        stage = stage_of(job)
         stamp = str(job["metadata"].get("creationTimestamp") or "")
         if stage not in latest_jobs or stamp >= str(
             latest_jobs[stage]["metadata"].get("creationTimestamp") or ""
@@ -101,7 +102,11 @@ def read_pipeline_state(cluster: Cluster, pipeline: Pipeline, *, namespace: str 
     for _, job in sorted(latest_jobs.items()):
         states.append(_state(job, "batch", classify_job(job, pods)))
     return PipelineState(
-        pipeline.name, namespace, True, is_namespace_created_for(namespace_object, pipeline), tuple(states)
+        pipeline.name,
+        namespace,
+        True,
+        is_namespace_created_for(namespace_object, pipeline),
+        select_current_states(states, pipeline),  # one row per stage, also while it changes kind
     )
 
 
