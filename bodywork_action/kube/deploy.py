@@ -929,7 +929,10 @@ def _run_deployment(
     )
     redactor = redactor_for(secrets, prepared)
     missing_pull_secrets = find_missing_pull_secrets(
-        cluster, context.image_pull_secrets, namespace=namespace, namespace_exists=namespace_object is not None
+        cluster,
+        context.image_pull_secrets,
+        namespace=namespace,
+        namespace_exists=namespace_object is not None,
     )
     if missing_pull_secrets:
         warning = describe_missing_pull_secrets(missing_pull_secrets, namespace)
