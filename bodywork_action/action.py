@@ -311,7 +311,7 @@ def _deploy(validated: _Validated, environ: Mapping[str, str], run: _Run, *, dry
                 secrets=supply,
                 dry_run=dry_run,
                 smoke_tests=smoke_tests,
-                report=_progress_reporter(log),
+                report=_progress_reporter(log, environ),
                 cancel=cancel,
                 config_dir=_config_dir(inputs.config),
                 environ=environ,
@@ -474,11 +474,18 @@ def _deploy_context(validated: _Validated, github: GitHubContext) -> DeployConte
     )
 
 
-def _progress_reporter(log: ActionLog) -> Callable[[Progress], None]:
+def _progress_reporter(log: ActionLog, environ: Mapping[str, str]) -> Callable[[Progress], None]:
+    from bodywork_action.progress_view import ProgressView, use_colour
+
     lock = threading.Lock()
+    # A log, not a terminal: one timestamped line per change (colour only with FORCE_COLOR).
+    view = ProgressView(colour=use_colour(environ, isatty=False))
 
     def on_progress(progress: Progress) -> None:
-        line = report.format_progress(progress)
+        if progress.kind is ProgressKind.DEBUG:
+            log.debug(progress.detail)  # written only with RUNNER_DEBUG / ACTIONS_STEP_DEBUG
+            return
+        line = view.format_line(progress)
         with lock:
             # One foldable group per DAG step: started and finished are separate executor events.
             if progress.kind is ProgressKind.STEP_STARTED:

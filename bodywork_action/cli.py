@@ -29,7 +29,6 @@ from bodywork_action.errors import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from bodywork_action.deadline import Deadline
-    from bodywork_action.executor import Progress
     from bodywork_action.kube.client import KubeTarget
     from bodywork_action.model import DeployContext, Pipeline
     from bodywork_action.results import DeploymentResult
@@ -231,8 +230,9 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
     import signal
     import threading
 
-    from bodywork_action import config, options, report, secret_groups
+    from bodywork_action import config, options, secret_groups
     from bodywork_action.kube.deploy import deploy_pipeline
+    from bodywork_action.progress_view import ProgressView
 
     pipeline = _with_overrides(
         args, config.load_pipeline(Path(args.file), strict=args.strict, check_files=args.check_files)
@@ -252,11 +252,8 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
         io.error(f"received {signal.Signals(signum).name}: stopping the wait, leaving the cluster consistent")
         cancel.set()
 
-    def on_progress(progress: Progress) -> None:
-        line = report.format_progress(progress)
-        if line:
-            io.print(line)
-
+    # A live view on a terminal, one timestamped line per change in a pipe or CI log (progress_view).
+    view = ProgressView.for_stream(io.out, io.environ, debug=args.debug).start()
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         io.print(
@@ -270,7 +267,7 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
                 secrets=supply,
                 dry_run=args.dry_run,
                 smoke_tests=smoke_tests,
-                report=on_progress,
+                report=view.show,
                 cancel=cancel,
                 config_dir=_config_dir(args),
                 environ=io.environ,
@@ -279,6 +276,7 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
                 atomic=args.atomic,
             )
     finally:
+        view.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return _report_result(args, io, deadline.apply(result), deadline)
@@ -549,7 +547,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 success, 1 deployment failed, 2 invalid input, 3 internal error.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show tracebacks of internal errors; deploy also prints every API call and decision",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     validate = commands.add_parser(

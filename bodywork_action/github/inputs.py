@@ -158,7 +158,7 @@ class GitHubContext:
     output_path: str = ""  # GITHUB_OUTPUT
     summary_path: str = ""  # GITHUB_STEP_SUMMARY
     runner_temp: str = ""
-    debug: bool = False  # RUNNER_DEBUG=1: step debug logging is on
+    debug: bool = False  # RUNNER_DEBUG=1 or ACTIONS_STEP_DEBUG=true: step debug logging is on
 
     @property
     def repository_url(self) -> str:
@@ -193,5 +193,5 @@ def read_github_context(environ: Mapping[str, str]) -> GitHubContext:
         output_path=get("GITHUB_OUTPUT"),
         summary_path=get("GITHUB_STEP_SUMMARY"),
         runner_temp=get("RUNNER_TEMP"),
-        debug=get("RUNNER_DEBUG") == "1",
+        debug=get("RUNNER_DEBUG") == "1" or get("ACTIONS_STEP_DEBUG").lower() == "true",
     )

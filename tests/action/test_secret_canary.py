@@ -120,3 +120,37 @@ def test_secret_values_stay_hidden_when_the_input_is_invalid(
 
     assert run.returncode == 2, run.stdout + run.stderr
     assert_no_canary_leaks(run, fake_cluster)
+
+
+@pytest.mark.parametrize(
+    "debug_env",
+    [{"RUNNER_DEBUG": "1"}, {"ACTIONS_STEP_DEBUG": "true"}, {}],
+    ids=["RUNNER_DEBUG", "ACTIONS_STEP_DEBUG", "no-debug"],
+)
+def test_debug_lines_show_api_calls_and_decisions_without_a_secret_value(
+    run_action: Runner, two_stage_workspace: Path, fake_cluster: FakeCluster, debug_env: dict[str, str]
+) -> None:
+    fake_cluster.script(
+        "Job",
+        {"app.kubernetes.io/name": "train"},
+        Scenario(behavior="fail", logs=[f"connecting with password {DB_PASSWORD}", "RuntimeError: no"]),
+    )
+
+    run = run_action(
+        two_stage_workspace,
+        {"kubeconfig": Path(fake_cluster.kubeconfig_path).read_text(), **SECRETS},
+        {**SECRET_ENV, **debug_env},
+    )
+
+    assert run.returncode == 1, run.stdout + run.stderr
+    debug = [
+        line.removeprefix("::debug::") for line in run.stdout.splitlines() if line.startswith("::debug::")
+    ]
+    if not debug_env:
+        assert debug == []
+        return
+    # Every API call (the Secret's create too: its path and status, never its body) and the decisions.
+    assert any(line.startswith("API create POST /api/v1/namespaces/two-stage/secrets 201 ") for line in debug)
+    assert any(line.startswith("API watch GET /api/v1/namespaces/two-stage/pods 200 ") for line in debug)
+    assert any(line.startswith("train: verdict failed (") for line in debug)
+    assert_no_canary_leaks(run, fake_cluster)
