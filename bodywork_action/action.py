@@ -490,6 +490,8 @@ def _progress_reporter(log: ActionLog, environ: Mapping[str, str]) -> Callable[[
             # One foldable group per DAG step: started and finished are separate executor events.
             if progress.kind is ProgressKind.STEP_STARTED:
                 log.info(format_command("group", line or ""))
+            elif progress.kind is ProgressKind.WARNING:  # on the run's page too, not only in the log
+                log.annotate("warning", progress.detail.removeprefix("warning: "), title="bodywork deploy")
             elif line:
                 log.info(line)
             if progress.kind is ProgressKind.STEP_FINISHED:

@@ -37,7 +37,8 @@ def test_a_deploy_runs_the_given_image_with_pull_secrets_and_a_gpu(
     assert deployment is not None
     assert deployment["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "ghcr-pull"}]
     assert DIGEST_IMAGE in run.summary  # the job summary names the image that ran
-    assert "image pull secret ghcr-pull not found in namespace two-stage" in run.stdout
+    (warning,) = run.annotations("warning")
+    assert "image pull secret ghcr-pull not found in namespace two-stage" in warning
 
 
 def test_a_resource_for_an_unknown_stage_is_exit_2_before_the_cluster_is_touched(
