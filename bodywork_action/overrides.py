@@ -219,6 +219,10 @@ def apply_overrides(
     return dataclasses.replace(pipeline, docker_image=image or pipeline.docker_image, stages=stages)
 
 
-def format_extra_resources(stage: Stage) -> str:
-    """``ephemeral-storage=1Gi, nvidia.com/gpu=1``: for tables; "" when there are none."""
-    return ", ".join(f"{name}={quantity}" for name, quantity in stage.extra_resources)
+def format_stage_resources(stage: Stage) -> str:
+    """``0.5 cpu, 100 MB, nvidia.com/gpu=1`` for tables: an override of cpu or memory shown in place of
+    the file's request it replaces, then the other extra resources."""
+    extra = dict(stage.extra_resources)
+    cpu = extra.pop("cpu", f"{stage.cpu_request:g}")
+    memory = extra.pop("memory", f"{stage.memory_request_mb} MB")
+    return ", ".join([f"{cpu} cpu", memory, *(f"{name}={quantity}" for name, quantity in extra.items())])

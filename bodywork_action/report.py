@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from bodywork_action.errors import ConfigProblem, Severity
 from bodywork_action.executor import Progress, ProgressKind
 from bodywork_action.model import Pipeline, Stage
-from bodywork_action.overrides import format_extra_resources
+from bodywork_action.overrides import format_stage_resources
 from bodywork_action.results import DeleteResult, DeploymentResult, PipelineState, StageResult
 from bodywork_action.rollback import format_atomic_rollback
 
@@ -70,17 +70,13 @@ def format_plan(pipeline: Pipeline, *, namespace: str = "") -> str:
 
     def row(step: str, stage: Stage) -> list[str]:
         secrets = sorted({s.secret for s in stage.secrets})
-        resources = (
-            f"{stage.cpu_request:g} cpu, {stage.memory_request_mb} MB",
-            format_extra_resources(stage),
-        )
         return [
             step,
             stage.name,
             stage.kind.value,
             stage.executable_module_path,
             _stage_settings(stage),
-            ", ".join(part for part in resources if part),
+            format_stage_resources(stage),
             ", ".join(secrets) or "-",
         ]
 

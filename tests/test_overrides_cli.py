@@ -76,7 +76,7 @@ def test_plan_shows_the_image_and_the_resources_as_deployed(config: Path) -> Non
     train_row = next(line for line in out.splitlines() if line.startswith("1 "))
     serve_row = next(line for line in out.splitlines() if line.startswith("2 "))
     assert "0.5 cpu, 100 MB, nvidia.com/gpu=2" in train_row  # the flag wins over bodywork.yaml's 1
-    assert "memory=2Gi" in serve_row
+    assert "0.5 cpu, 2Gi  " in serve_row  # the override, in place of memory_request_mb's 100 MB
 
 
 def test_plan_yaml_puts_pull_secrets_and_gpu_limits_on_the_pods(config: Path) -> None:
