@@ -50,6 +50,7 @@ from bodywork_action.secret_groups import parse_secrets_input
 
 if TYPE_CHECKING:  # pragma: no cover
     from bodywork_action.kube.client import KubeTarget
+    from bodywork_action.selection import StageSelection
 
 OUTPUT_NAMES = (
     "status",
@@ -211,15 +212,29 @@ def _plan(validated: _Validated, run: _Run) -> int:
     from bodywork_action.plan import render_plan
 
     pipeline, namespace = validated.pipeline, validated.namespace
+    selection = _selection(validated)
     plan = render_plan(
-        pipeline, _deploy_context(validated, run.github), config_dir=_config_dir(validated.inputs.config)
+        pipeline,
+        _deploy_context(validated, run.github),
+        config_dir=_config_dir(validated.inputs.config),
+        selection=selection,
     )
     with run.log.group(f"plan of {pipeline.name}"):
-        run.log.info(report.format_plan(pipeline, namespace=namespace))
-        run.log.info(render.format_manifests_yaml(plan.objects()))
+        run.log.info(report.format_plan(pipeline, namespace=namespace, selection=selection))
+        run.log.info(render.format_manifests_yaml(plan.selected_objects()))
     run.outputs["status"] = "planned"
     run.outputs["summary"] = f"{pipeline.name}: plan of {len(pipeline.dag_stages)} stages in {namespace}"
     return EXIT_OK
+
+
+def _selection(validated: _Validated) -> StageSelection:
+    """Inputs stages / from-step, checked against the pipeline: the stages a partial run touches."""
+    from bodywork_action.selection import ACTION_NAMES, select_stages
+
+    inputs = validated.inputs
+    return select_stages(
+        validated.pipeline, only=inputs.stages, from_step=inputs.from_step, names=ACTION_NAMES
+    )
 
 
 def _diff(validated: _Validated, environ: Mapping[str, str], run: _Run) -> int:
@@ -288,6 +303,7 @@ def _deploy(validated: _Validated, environ: Mapping[str, str], run: _Run, *, dry
         inputs.secrets, [environ], group=inputs.secrets_group, surface=secret_groups.Surface.ACTION
     )
     smoke_tests = options.parse_smoke_tests(inputs.smoke_test, pipeline)
+    selection = _selection(validated)
     mlflow_stage, why = options.choose_mlflow_stage(pipeline, inputs.mlflow_stage)
     if why:
         log.info(f"mlflow-url: {f'stage {mlflow_stage}, ' if mlflow_stage else 'not set: '}{why}")
@@ -310,6 +326,7 @@ def _deploy(validated: _Validated, environ: Mapping[str, str], run: _Run, *, dry
                 target=target,
                 secrets=supply,
                 dry_run=dry_run,
+                selection=selection,
                 smoke_tests=smoke_tests,
                 report=_progress_reporter(log, environ),
                 cancel=cancel,

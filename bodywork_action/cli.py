@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from bodywork_action.kube.client import KubeTarget
     from bodywork_action.model import DeployContext, Pipeline
     from bodywork_action.results import DeploymentResult
+    from bodywork_action.selection import StageSelection
 
 
 Command = Callable[[argparse.Namespace, "Streams"], int]
@@ -97,11 +98,14 @@ def cmd_plan(args: argparse.Namespace, io: Streams) -> int:
 
         io.emit(plan_document(pipeline, namespace=args.namespace or ""))
         return EXIT_OK
+    selection = _selection(args, pipeline)
     if args.output == "table":
-        io.print(report.format_plan(pipeline, namespace=args.namespace or ""))
+        io.print(report.format_plan(pipeline, namespace=args.namespace or "", selection=selection))
         return EXIT_OK
-    plan = render_plan(pipeline, _deploy_context(args, io.environ), config_dir=_config_dir(args))
-    io.print(render.format_manifests_yaml(plan.objects()))
+    plan = render_plan(
+        pipeline, _deploy_context(args, io.environ), config_dir=_config_dir(args), selection=selection
+    )
+    io.print(render.format_manifests_yaml(plan.selected_objects()))
     return EXIT_OK
 
 
@@ -220,6 +224,14 @@ def _with_overrides(args: argparse.Namespace, pipeline: Pipeline) -> Pipeline:
     return overrides.apply_overrides(pipeline, image=fields["image"], resources=fields["resource_overrides"])
 
 
+def _selection(args: argparse.Namespace, pipeline: Pipeline) -> StageSelection:
+    """--only / --from-step, checked against the pipeline: the stages a partial run touches."""
+    from bodywork_action.selection import parse_only, select_stages
+
+    only = None if args.only is None else parse_only(args.only)
+    return select_stages(pipeline, only=only, from_step=args.from_step)
+
+
 def _config_dir(args: argparse.Namespace) -> str:
     from bodywork_action.local import git
 
@@ -245,6 +257,7 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
         surface=secret_groups.Surface.CLI,
     )
     smoke_tests = options.parse_smoke_tests(args.smoke_test or [], pipeline)
+    selection = _selection(args, pipeline)
     cancel = threading.Event()
     deadline = _deadline(args)  # past --timeout the wait stops as on Ctrl+C; the result then fails
 
@@ -266,6 +279,7 @@ def cmd_deploy(args: argparse.Namespace, io: Streams) -> int:
                 target=_kube_target(args, io, secret_keys=sorted(supply.supplied_keys)),
                 secrets=supply,
                 dry_run=args.dry_run,
+                selection=selection,
                 smoke_tests=smoke_tests,
                 report=view.show,
                 cancel=cancel,
@@ -381,6 +395,7 @@ def cmd_run(args: argparse.Namespace, io: Streams) -> int:
         raise InputError("`run` runs the pipeline on this machine: add --local (use `deploy` for a cluster)")
     config_file = Path(args.file)
     pipeline = config.load_pipeline(config_file, strict=args.strict)
+    _selection(args, pipeline)  # a bad selection fails here, before any worktree or venv is made
     deadline = _deadline(args)  # until every stage finished or is serving; serving has no limit
     result = run_local(
         pipeline,
@@ -392,6 +407,7 @@ def cmd_run(args: argparse.Namespace, io: Streams) -> int:
         ports=options.parse_port_overrides(args.port or [], pipeline),
         detach=args.detach,
         commit=args.commit,
+        select=lambda loaded: _selection(args, loaded),  # the pipeline of --commit, once checked out
         out=io.out,
         environ=io.environ,
         deadline=deadline,
@@ -607,6 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_context_arguments(plan)
     _add_format_argument(plan)
+    _add_selection_arguments(plan)
     plan.set_defaults(handler=cmd_plan)
 
     deploy = commands.add_parser(
@@ -631,6 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lock_argument(deploy)
     _add_timeout_argument(deploy, "the whole deployment")
     _add_format_argument(deploy)
+    _add_selection_arguments(deploy)
     deploy.set_defaults(handler=cmd_deploy)
 
     diff = commands.add_parser(
@@ -758,6 +776,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_timeout_argument(run, "starting the DAG (until every batch stage finished and every service is up)")
     _add_format_argument(run)
+    _add_selection_arguments(run)
     run.set_defaults(handler=cmd_run)
 
     stop = commands.add_parser(
@@ -772,6 +791,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stop.set_defaults(handler=cmd_stop)
     return parser
+
+
+def _step_number(text: str) -> int:
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a step number (1 is the first), found {text!r}") from None
+
+
+def _add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """A partial run: the other stages are shown as skipped and left as they are (never pruned)."""
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument(
+        "--only",
+        action="append",
+        metavar="STAGE[,STAGE...]",
+        help="run only these stages of the DAG, in its order (repeatable); the others are left as they are",
+    )
+    chosen.add_argument(
+        "--from-step",
+        type=_step_number,
+        metavar="N",
+        help="rerun the DAG from step N (1 is the first, as `== step 1` shows); earlier steps are left as "
+        "they are",
+    )
 
 
 def _add_cluster_arguments(parser: argparse.ArgumentParser) -> None:

@@ -836,7 +836,8 @@ _PATTERN_HINTS = {
 _RENAMED_KEYS = {("project",): "pipeline"}
 
 
-def _suggest(word: str, options: Iterable[str]) -> str:
+def suggest_close_match(word: str, options: Iterable[str]) -> str:
+    """The hint "; did you mean 'x'?" naming the closest of ``options``, or an empty string."""
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -900,7 +901,7 @@ def _translate(error: Any, path: Path_, problems: _Problems, *, strict: bool) ->
                 f"; did you mean {renamed_to!r}? (Bodywork 2.x's name; `bodywork-action migrate` upgrades "
                 "the file)"
                 if renamed_to
-                else _suggest(key, allowed)
+                else suggest_close_match(key, allowed)
             )
             message = f"unknown key {key!r} {where}{suggestion}"
             if not strict:
@@ -1025,7 +1026,7 @@ def _semantic_problems(data: dict[str, Any], problems: _Problems, *, base_dir: P
                 if name not in stages:
                     problems.add(
                         ("pipeline", "DAG"),
-                        f"stage {name!r} is not defined in stages{_suggest(name, stages)}",
+                        f"stage {name!r} is not defined in stages{suggest_close_match(name, stages)}",
                     )
 
     failure = pipeline.get("run_on_failure")
@@ -1033,7 +1034,7 @@ def _semantic_problems(data: dict[str, Any], problems: _Problems, *, base_dir: P
         if failure not in stages:
             problems.add(
                 ("pipeline", "run_on_failure"),
-                f"stage {failure!r} is not defined in stages{_suggest(failure, stages)}",
+                f"stage {failure!r} is not defined in stages{suggest_close_match(failure, stages)}",
             )
         elif isinstance(stages[failure], dict) and "batch" not in stages[failure]:
             problems.add(

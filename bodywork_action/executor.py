@@ -19,6 +19,7 @@ from typing import Protocol
 
 from bodywork_action.model import Pipeline, Stage
 from bodywork_action.results import DeploymentResult, DeploymentStatus, StageResult, StageStatus
+from bodywork_action.selection import EVERY_STAGE, StageSelection
 from bodywork_action.stage_phase import StagePhase
 
 
@@ -92,6 +93,7 @@ def execute(
     clock: Callable[[], float] = time.time,
     commit: str = "",
     atomic: bool = False,
+    selection: StageSelection = EVERY_STAGE,
 ) -> DeploymentResult:
     """Run every step of ``pipeline`` on ``backend`` and aggregate the results.
 
@@ -99,14 +101,22 @@ def execute(
     ``atomic``: if the run does not succeed (a stage failed, it was cancelled, or an error ended it),
     every service stage it changed is rolled back too, so its services are all new or all old; batch
     stages that ran are reported, not undone.
+    ``selection``: a partial run runs only its stages (steps keep their numbers); every other stage is
+    skipped with the selection's reason, as distinct from a stage skipped after a failure.
     """
     cancel = cancel or threading.Event()
     started_at = clock()
     results: dict[str, StageResult] = {
-        stage.name: StageResult(stage=stage.name, kind=stage.kind) for stage in pipeline.dag_stages
+        stage.name: StageResult(stage=stage.name, kind=stage.kind)
+        if selection.includes(stage.name)
+        else selection.skipped_result(stage)
+        for stage in pipeline.dag_stages
     }
     failed_step = 0
-    for number, step in enumerate(pipeline.step_stages(), start=1):
+    for number, whole_step in enumerate(pipeline.step_stages(), start=1):
+        step = tuple(stage for stage in whole_step if selection.includes(stage.name))
+        if not step:
+            continue
         if failed_step or cancel.is_set():
             for stage in step:
                 results[stage.name] = results[stage.name].evolve(
@@ -160,6 +170,7 @@ def execute(
         target=backend.target,
         message=_message(status, failed_step, ordered),
         atomic=atomic,
+        selection=selection.description,
     )
     return backend.finish(pipeline, deployment)
 

@@ -18,6 +18,7 @@ from typing import Any
 from bodywork_action import render
 from bodywork_action.model import DeployContext, Pipeline, Stage, StageName
 from bodywork_action.overrides import apply_overrides
+from bodywork_action.selection import EVERY_STAGE, StageSelection
 
 Manifest = dict[str, Any]
 
@@ -47,6 +48,7 @@ class Plan:
     namespace_object: Manifest  # applied only if the namespace does not exist yet
     stages: tuple[StagePlan, ...]  # the DAG's stages, in DAG order
     failure_stage: StagePlan | None = None  # run_on_failure, when it is not also a DAG stage
+    selection: StageSelection = EVERY_STAGE  # a partial run: the stages it leaves alone
 
     def for_stage(self, name: StageName) -> StagePlan:
         for stage_plan in self._all_stages():
@@ -62,14 +64,28 @@ class Plan:
     def stage_objects(self) -> list[Manifest]:
         return [obj for stage_plan in self.stages for obj in stage_plan.objects]
 
+    def selected_stages(self) -> tuple[StagePlan, ...]:
+        return tuple(s for s in self.stages if self.selection.includes(s.stage.name))
+
+    def selected_objects(self) -> list[Manifest]:
+        """What this run applies: the Namespace, then the objects of the selected stages."""
+        return [self.namespace_object, *(obj for s in self.selected_stages() for obj in s.objects)]
+
     def _all_stages(self) -> Iterator[StagePlan]:
         yield from self.stages
         if self.failure_stage is not None:
             yield self.failure_stage
 
 
-def render_plan(pipeline: Pipeline, context: DeployContext, *, config_dir: str = "") -> Plan:
-    """Every object of a deployment of ``pipeline`` at ``context``.
+def render_plan(
+    pipeline: Pipeline,
+    context: DeployContext,
+    *,
+    config_dir: str = "",
+    selection: StageSelection = EVERY_STAGE,
+) -> Plan:
+    """Every object of a deployment of ``pipeline`` at ``context``; ``selection``: the stages a partial
+    run touches (every stage is still rendered, so pruning keeps the others' objects).
 
     ``config_dir`` is the directory of bodywork.yaml relative to the repository root: stages run from
     there, so deploy and dry run must both pass the real one. The context's overrides (image, extra
@@ -90,4 +106,5 @@ def render_plan(pipeline: Pipeline, context: DeployContext, *, config_dir: str =
         namespace_object=render.render_namespace(pipeline, context),
         stages=tuple(stage_plan(stage) for stage in pipeline.dag_stages),
         failure_stage=stage_plan(failure) if failure is not None and not in_dag else None,
+        selection=selection,
     )

@@ -13,6 +13,7 @@ from bodywork_action.model import Pipeline, Stage
 from bodywork_action.overrides import format_stage_resources
 from bodywork_action.results import DeleteResult, DeploymentResult, PipelineState, StageResult
 from bodywork_action.rollback import format_atomic_rollback
+from bodywork_action.selection import EVERY_STAGE, StageSelection
 
 
 def format_problems_text(file: str, problems: Sequence[ConfigProblem]) -> str:
@@ -57,8 +58,8 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     ]
 
 
-def format_plan(pipeline: Pipeline, *, namespace: str = "") -> str:
-    """The steps and their stages as a readable table."""
+def format_plan(pipeline: Pipeline, *, namespace: str = "", selection: StageSelection = EVERY_STAGE) -> str:
+    """The steps and their stages as a readable table; a partial run's skipped stages, and why, below."""
     lines = [
         f"pipeline   {pipeline.name}",
         f"namespace  {namespace or pipeline.target_namespace}",
@@ -93,6 +94,12 @@ def format_plan(pipeline: Pipeline, *, namespace: str = "") -> str:
     if outside:
         lines.append("")
         lines.append(f"not in the DAG (not deployed): {', '.join(outside)}")
+    if selection.partial:
+        by_reason: dict[str, list[str]] = {}
+        for name, reason in selection.skipped.items():
+            by_reason.setdefault(reason, []).append(name)
+        lines.append("")
+        lines.extend(f"skipped, {reason}: {', '.join(names)}" for reason, names in by_reason.items())
     return "\n".join(lines)
 
 

@@ -106,6 +106,7 @@ class DeploymentResult:
     message: str = ""  # one line: why it failed, or what was left behind
     dry_run: bool = False  # every object was sent with dryRun=All; no stage ran
     atomic: bool = False  # on failure every service this run changed was to be rolled back
+    selection: str = ""  # a partial run: what was selected ("--only b, c", "--from-step 2")
 
     @property
     def duration_seconds(self) -> float:
@@ -155,6 +156,8 @@ class DeploymentResult:
         failed = [r for r in self.failed_stages if not r.run_on_failure]
         if failed:
             line += "; failed: " + ", ".join(f"{r.stage} ({r.reason or 'failed'})" for r in failed)
+        if self.selection:
+            line += f"; partial run ({self.selection}): the other stages were left as they were"
         return line + self._atomic_outcome()
 
     def _atomic_outcome(self) -> str:

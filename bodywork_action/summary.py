@@ -162,6 +162,8 @@ def render_stage_table(result: DeploymentResult, *, redactor: Redactor) -> str:
         status = _status_cell(stage.status)
         if stage.rolled_back:
             status += " (rolled back)"
+        if stage.status is StageStatus.SKIPPED and stage.reason:  # e.g. not selected (--only)
+            status += f" ({escape_markdown(redactor.redact(stage.reason))})"
         url = redactor.redact(stage.url)
         url_cell = format_code_span(url) if url else "–"
         attempts = str(stage.attempts) if stage.attempts else "–"

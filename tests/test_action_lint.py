@@ -28,7 +28,7 @@ EXPECTED_INPUTS = {
     "kubeconfig", "context", "config", "command", "secrets", "secrets-group", "namespace",
     "repository-url", "commit", "git-credentials-secret", "ingress-class", "smoke-test", "mlflow-stage",
     "image", "image-pull-secrets", "resources",
-    "strict", "timeout-minutes", "lock-timeout-seconds", "atomic",
+    "strict", "timeout-minutes", "lock-timeout-seconds", "atomic", "from-step", "stages",
 }  # fmt: skip
 EXPECTED_OUTPUTS = {
     "status", "namespace", "stages", "service-urls", "service-url", "mlflow-url", "summary", "changes",

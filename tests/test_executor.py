@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from bodywork_action.executor import Progress, ProgressKind, execute
 from bodywork_action.model import Pipeline, Stage
 from bodywork_action.results import DeploymentResult, DeploymentStatus, StageResult, StageStatus
+from bodywork_action.selection import select_stages
 from testing.builders import batch, pipeline, service
 
 
@@ -187,3 +188,38 @@ def test_a_cancelled_atomic_run_rolls_back_the_services_that_ran() -> None:
     result = execute(ATOMIC, backend, atomic=True)
     assert result.status is DeploymentStatus.CANCELLED
     assert backend.rolled_back == ["d (atomic)", "c (atomic)", "b (atomic)"]
+
+
+# --- partial runs (--only, --from-step) ---------------------------------------------------------------
+
+
+def test_a_partial_run_runs_only_its_stages_keeping_step_numbers_and_says_why_the_rest_skipped() -> None:
+    backend = ScriptedBackend()
+    events: list[Progress] = []
+    result = execute(
+        DIAMOND, backend, report=events.append, selection=select_stages(DIAMOND, only=("c", "d"))
+    )
+
+    assert result.succeeded and backend.ran == ["c", "d"]
+    started = [(e.step, e.stages) for e in events if e.kind is ProgressKind.STEP_STARTED]
+    assert started == [(2, ("c",)), (3, ("d",))]
+    assert [(r.stage, r.status, r.reason) for r in result.stages[:2]] == [
+        ("a", StageStatus.SKIPPED, "not selected (--only)"),
+        ("b", StageStatus.SKIPPED, "not selected (--only)"),
+    ]
+    assert result.selection == "--only c, d"
+
+
+def test_a_selected_stage_that_fails_still_runs_the_failure_stage_and_skips_the_rest_plainly() -> None:
+    backend = ScriptedBackend(fail={"b"})
+    result = execute(DIAMOND, backend, selection=select_stages(DIAMOND, from_step=2))
+
+    assert backend.ran == ["b", "c", "undo"]
+    assert [(r.stage, r.status, r.reason) for r in result.stages] == [
+        ("a", StageStatus.SKIPPED, "before --from-step 2"),
+        ("b", StageStatus.FAILED, "BackoffLimitExceeded"),
+        ("c", StageStatus.SUCCEEDED, ""),
+        ("d", StageStatus.SKIPPED, ""),  # skipped because step 2 failed: no selection reason
+        ("undo", StageStatus.SUCCEEDED, ""),
+    ]
+    assert result.message == "step 2 failed: b (BackoffLimitExceeded)"

@@ -18,6 +18,7 @@ from bodywork_action.options import DEFAULT_LOCK_TIMEOUT_SECONDS
 from bodywork_action.overrides import check_image, parse_image_pull_secrets, parse_resource_override
 from bodywork_action.redact import SecretValue
 from bodywork_action.secret_groups import SecretRequest, parse_secrets_input
+from bodywork_action.selection import parse_only
 
 COMMANDS = ("deploy", "validate", "plan", "dry-run", "diff", "delete")
 DEFAULT_TIMEOUT_MINUTES = 60
@@ -46,6 +47,8 @@ class ActionInputs:
     ingress_class: str = ""
     smoke_test: tuple[str, ...] = ()  # one "stage=/path" per line
     mlflow_stage: str = ""
+    from_step: int | None = None  # a partial run from this step (1-based); None: the whole DAG
+    stages: tuple[str, ...] | None = None  # a partial run of only these stages; None: not asked
     strict: bool = False
     timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES
     lock_timeout_seconds: int = DEFAULT_LOCK_TIMEOUT_SECONDS
@@ -78,6 +81,8 @@ def read_action_inputs(environ: Mapping[str, str]) -> ActionInputs:
         ingress_class=text("ingress-class"),
         smoke_test=read_multiline_input(environ, "smoke-test"),
         mlflow_stage=text("mlflow-stage"),
+        from_step=read_int_input(environ, "from-step", default=0, minimum=1) or None,
+        stages=parse_only([text("stages")]) if text("stages") else None,
         strict=read_bool_input(environ, "strict", default=False),
         timeout_minutes=read_int_input(
             environ, "timeout-minutes", default=DEFAULT_TIMEOUT_MINUTES, minimum=1

@@ -88,6 +88,7 @@ from bodywork_action.secret_groups import (
     build_store_secret_name,
     secrets_group,
 )
+from bodywork_action.selection import EVERY_STAGE, StageSelection, select_stage_objects
 from bodywork_action.verdicts import Phase, Verdict, classify_deployment, classify_job, select_events
 
 Reporter = Callable[[Progress], None]
@@ -315,7 +316,8 @@ class ClusterBackend:
             return result
         prune = build_prune_plan(
             self.plan.objects(),
-            [*self.observed.all(), *self.created],
+            # A partial run prunes only among its own stages' objects: the others stay as they are.
+            select_stage_objects([*self.observed.all(), *self.created], pipeline, self.plan.selection),
             pipeline_label=render.pipeline_label(pipeline),
         )
         pruned: list[str] = []
@@ -767,6 +769,7 @@ def deploy_pipeline(
     target: KubeTarget,
     secrets: SecretSupply | None = None,
     dry_run: bool = False,
+    selection: StageSelection = EVERY_STAGE,
     smoke_tests: Mapping[str, str] | None = None,
     report: Reporter = _ignore,
     cancel: threading.Event | None = None,
@@ -778,6 +781,8 @@ def deploy_pipeline(
     atomic: bool = False,
 ) -> DeploymentResult:
     """Deploy ``pipeline`` to the cluster ``target`` names; the result says whether it succeeded.
+
+    ``selection``: a partial run applies (and prunes among) only the selected stages' objects.
 
     ``atomic``: a deploy that does not succeed (or raises) puts back every service stage and Secret
     it changed and removes the ones it created, so the pipeline is left all old (see ``execute``).
@@ -797,6 +802,7 @@ def deploy_pipeline(
             context,
             secrets=secrets or SecretSupply(),
             dry_run=dry_run,
+            selection=selection,
             smoke_tests=smoke_tests,
             report=report,
             cancel=cancel or threading.Event(),
@@ -824,6 +830,7 @@ def run_deployment(
     *,
     secrets: SecretSupply,
     dry_run: bool = False,
+    selection: StageSelection = EVERY_STAGE,
     smoke_tests: Mapping[str, str] | None = None,
     report: Reporter = _ignore,
     cancel: threading.Event,
@@ -843,6 +850,7 @@ def run_deployment(
             context,
             secrets=secrets,
             dry_run=dry_run,
+            selection=selection,
             smoke_tests=smoke_tests,
             report=report,
             cancel=cancel,
@@ -874,6 +882,7 @@ def _run_deployment(
     *,
     secrets: SecretSupply,
     dry_run: bool,
+    selection: StageSelection,
     smoke_tests: Mapping[str, str] | None,
     report: Reporter,
     cancel: threading.Event,
@@ -894,7 +903,10 @@ def _run_deployment(
     cluster.on_request = lambda call: progress.debug(f"API {call.describe()}")
     entropy = hashlib.sha256(f"{time.time_ns()}:{threading.get_ident()}".encode()).hexdigest()[:6]
     plan = render_plan(
-        pipeline, build_unique_context(context, now_seconds=started, entropy=entropy), config_dir=config_dir
+        pipeline,
+        build_unique_context(context, now_seconds=started, entropy=entropy),
+        config_dir=config_dir,
+        selection=selection,
     )
     context, namespace = plan.context, plan.namespace
     namespace_object = cluster.read_object(NAMESPACE, namespace)
@@ -1016,6 +1028,7 @@ def _run_deployment(
                 clock=clock,
                 commit=context.commit,
                 atomic=atomic,
+                selection=plan.selection,
             )
         except BodyworkActionError as exc:
             if atomic:  # the error is still the outcome; it also says what was put back, and what not
@@ -1222,6 +1235,9 @@ def _dry_run(
     failed = False
     for stage_plan in plan.stages:
         stage = stage_plan.stage
+        if not plan.selection.includes(stage.name):
+            results.append(plan.selection.skipped_result(stage))
+            continue
         names = [f"{o['kind']}/{o['metadata']['name']}" for o in stage_plan.objects]
         try:
             for manifest in stage_plan.objects:
@@ -1247,7 +1263,7 @@ def _dry_run(
                     message=redactor.redact(str(exc)),
                 )
             )
-    note = f"dry run: nothing was created ({len(plan.objects())} objects sent with dryRun=All"
+    note = f"dry run: nothing was created ({len(plan.selected_objects())} objects sent with dryRun=All"
     if namespace_terminating:
         note += (
             f"; {unchecked} could not be checked: namespace {namespace} is being deleted, and a deploy "

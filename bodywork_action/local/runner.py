@@ -82,6 +82,7 @@ from bodywork_action.secret_groups import (
     build_secret_supply,
     find_unsupplied_keys,
 )
+from bodywork_action.selection import EVERY_STAGE, StageSelection
 
 GRACE_SECONDS = (
     5.0  # between SIGTERM and SIGKILL, as Kubernetes' terminationGracePeriodSeconds (30) but shorter
@@ -586,8 +587,8 @@ class LocalBackend:
 # --- preparing a run ----------------------------------------------------------------------------
 
 
-def _stages_to_run(pipeline: Pipeline) -> list[Stage]:
-    stages = list(pipeline.dag_stages)
+def _stages_to_run(pipeline: Pipeline, selection: StageSelection) -> list[Stage]:
+    stages = [stage for stage in pipeline.dag_stages if selection.includes(stage.name)]
     if pipeline.failure_stage is not None and pipeline.failure_stage not in stages:
         stages.append(pipeline.failure_stage)
     return stages
@@ -920,6 +921,7 @@ def run_local(
     ports: Mapping[str, int] | None = None,
     detach: bool = False,
     commit: str = "",
+    select: Callable[[Pipeline], StageSelection] | None = None,
     out: IO[str] | None = None,
     environ: Mapping[str, str] | None = None,
     cache_dir: Path | None = None,
@@ -937,7 +939,8 @@ def run_local(
     and services are up: with ``detach`` they keep running (recorded for ``stop_local``), otherwise this
     blocks until Ctrl+C (or ``stop`` is set, or every service has exited) and stops them.
     With ``commit``, that commit is checked out into a temporary worktree and its config is loaded with
-    ``reload`` (default ``config.load_pipeline``).
+    ``reload`` (default ``config.load_pipeline``). ``select``: a partial run's stages, chosen from the
+    pipeline as loaded (``--only``, ``--from-step``); only they are prepared and run.
     """
     out = out or sys.stdout
     environ = os.environ if environ is None else environ
@@ -951,7 +954,8 @@ def run_local(
     with _checkout(config_file.resolve(), commit, keep=lambda: leave_running[0]) as source:
         if source.worktree is not None:
             pipeline = (reload or _default_reload)(source.config_file)
-        stages = _stages_to_run(pipeline)
+        selection = select(pipeline) if select is not None else EVERY_STAGE
+        stages = _stages_to_run(pipeline, selection)
         source_dir = source.config_file.parent
         console = _Console(out, supply.redactor(), width=max(len(s.name) for s in stages))
         _check_modules(stages, source_dir)
@@ -962,7 +966,7 @@ def run_local(
                 raise InputError(f"{option} names no service stage of this pipeline: {', '.join(unknown)}")
         port_plan = assign_service_ports(stages, ports or {})
         pipeline = _with_ports(pipeline, port_plan)
-        stages = _stages_to_run(pipeline)
+        stages = _stages_to_run(pipeline, selection)
         for line in [*format_port_table(stages, port_plan), *find_hard_coded_ports(stages, port_plan)]:
             console.write(line)
         unsupplied = find_unsupplied_keys(stages, supply)
@@ -1008,6 +1012,7 @@ def run_local(
                         report=_reporter(console),
                         cancel=backend.cancel,
                         commit=source.commit_short,
+                        selection=selection,
                     )
                 result = deadline.apply(result) if deadline else result
                 services = backend.running_services

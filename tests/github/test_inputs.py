@@ -59,6 +59,8 @@ def test_no_inputs_at_all_means_every_default_of_action_yml() -> None:
             shown = str(shown).lower()
         elif isinstance(shown, tuple):
             shown = "\n".join(map(str, shown))
+        elif shown is None:  # not given (from-step, stages): the empty default
+            shown = ""
         assert str(shown) == str(spec.get("default", "")), name
 
 
@@ -114,3 +116,11 @@ def test_github_context_builds_links_from_the_default_variables() -> None:
     assert context.debug is True
     empty = inputs.read_github_context({})
     assert (empty.repository_url, empty.commit_url, empty.run_url, empty.debug) == ("", "", "", False)
+
+
+def test_a_partial_run_is_read_from_stages_or_from_step() -> None:
+    read = inputs.read_action_inputs({"INPUT_STAGES": " train, serve ", "INPUT_FROM-STEP": "2"})
+    assert (read.stages, read.from_step) == (("train", "serve"), 2)
+    assert inputs.read_action_inputs({"INPUT_STAGES": " , "}).stages == (), "asked, but for nothing"
+    with pytest.raises(InputError, match="input 'from-step' must be at least 1, found 0"):
+        inputs.read_action_inputs({"INPUT_FROM-STEP": "0"})
