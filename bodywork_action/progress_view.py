@@ -134,7 +134,7 @@ class ProgressView:
         line = report.format_progress(progress)
         if line is None:
             return None
-        return line, Tone.WARNING if kind is ProgressKind.WAITING else Tone.PLAIN
+        return line, Tone.WARNING if kind in (ProgressKind.WAITING, ProgressKind.WARNING) else Tone.PLAIN
 
     def format_line(self, progress: Progress) -> str | None:
         """The plain log's line for ``progress``: time of day, text, colour if on; or None."""

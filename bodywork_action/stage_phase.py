@@ -156,6 +156,8 @@ def derive_job_phase(job: Obj, pods: Iterable[Obj], *, attempts_allowed: int) ->
     if newest is None:
         return StagePhase(PodState.NONE, attempt=counted, attempts_allowed=attempts_allowed)
     state, note = derive_pod_state(newest)
+    if state is PodState.READY:  # a running pod without probes is Ready; for a Job that says nothing more
+        state = PodState.RUNNING
     return StagePhase(
         state,
         note,

@@ -176,6 +176,12 @@ def test_a_batch_stage_without_retries_does_not_number_its_attempt() -> None:
     assert derive_job_phase(JOB, [running], attempts_allowed=1).describe() == "running"
 
 
+def test_a_job_pod_that_is_ready_is_just_running() -> None:
+    # The kubelet marks a running container without probes Ready: for a Job that says nothing more.
+    ready = pod(node="n", phase="Running", ready=True, main=[container("stage", RUNNING)])
+    assert derive_job_phase(JOB, [ready], attempts_allowed=1).state is PodState.RUNNING
+
+
 # --- services -----------------------------------------------------------------------------------------
 
 
