@@ -17,6 +17,7 @@ from bodywork_action.errors import EXIT_INVALID_INPUT, EXIT_OK, ConfigProblem, S
 from bodywork_action.model import Pipeline, StageKind, StageName
 from bodywork_action.report import problem_to_json
 from bodywork_action.results import (
+    LOCAL_TARGET,
     DeleteResult,
     DeploymentResult,
     PipelineState,
@@ -63,12 +64,13 @@ def _document(
 
 
 def deployment_document(command: str, result: DeploymentResult, *, timed_out: bool = False) -> Document:
-    """``deploy`` and ``run --local``: what every stage did, as the action's outputs say it."""
+    """``deploy`` and ``run --local``: what every stage did, as the action's outputs say it (a local run
+    has no namespace: its stages ran as processes here)."""
     return _document(
         command,
         result.status.value,
         exit_code=result.exit_code,
-        namespace=result.namespace,
+        namespace="" if result.target == LOCAL_TARGET else result.namespace,
         stages=result.stages,
         pipeline=result.pipeline,
         commit=result.commit,

@@ -35,7 +35,7 @@ def test_run_local_json_prints_only_the_document_on_stdout(project: Project) -> 
     assert code == 0, err
     document = parse_document(out)
     assert (document["command"], document["status"], document["exit_code"]) == ("run", "succeeded", 0)
-    assert document["target"] == "local" and document["timed_out"] is False
+    assert document["target"] == "local" and document["timed_out"] is False and document["namespace"] == ""
     assert [(s["stage"], s["status"]) for s in document["stages"]] == [
         ("prepare", "succeeded"),
         ("left", "succeeded"),
