@@ -10,7 +10,6 @@ when it does not apply.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import secrets
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from bodywork_action import config, report, summary
+from bodywork_action.deadline import Deadline
 from bodywork_action.errors import (
     EXIT_BUG,
     EXIT_INTERRUPTED,
@@ -45,7 +45,7 @@ from bodywork_action.github.inputs import (
 from bodywork_action.github.workflow import ActionLog, append_summary, format_command, write_outputs
 from bodywork_action.model import DeployContext, Pipeline
 from bodywork_action.overrides import apply_overrides
-from bodywork_action.results import DeploymentResult, DeploymentStatus
+from bodywork_action.results import DeploymentResult
 from bodywork_action.secret_groups import parse_secrets_input
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -309,41 +309,30 @@ def _deploy(validated: _Validated, environ: Mapping[str, str], run: _Run, *, dry
         log.info(f"mlflow-url: {f'stage {mlflow_stage}, ' if mlflow_stage else 'not set: '}{why}")
     # timeout-minutes: past it the executor stops waiting, as on Ctrl+C, and reports what ran; the
     # runner cancelling the job (SIGINT, then SIGTERM to the container) stops it the same way.
-    cancel, timed_out = threading.Event(), threading.Event()
-
-    def time_is_up() -> None:
-        timed_out.set()
-        cancel.set()
-
-    deadline = threading.Timer(inputs.timeout_minutes * 60, time_is_up)
-    deadline.daemon = True
-    deadline.start()
-    try:
-        with _kube_target(validated, environ) as target, _stop_on_signals(cancel, log):
-            result = deploy_pipeline(
-                pipeline,
-                context,
-                target=target,
-                secrets=supply,
-                dry_run=dry_run,
-                selection=selection,
-                smoke_tests=smoke_tests,
-                report=_progress_reporter(log, environ),
-                cancel=cancel,
-                config_dir=_config_dir(inputs.config),
-                environ=environ,
-                timeout_seconds=inputs.timeout_minutes * 60,
-                lock_timeout_seconds=inputs.lock_timeout_seconds,
-                atomic=inputs.atomic,
-            )
-    finally:
-        deadline.cancel()
-    if timed_out.is_set() and result.status is DeploymentStatus.CANCELLED:
-        result = dataclasses.replace(
-            result,
-            status=DeploymentStatus.FAILED,
-            message=f"timeout-minutes ({inputs.timeout_minutes}) reached; {result.message}".rstrip("; "),
+    cancel = threading.Event()
+    deadline = Deadline(inputs.timeout_minutes * 60, f"timeout-minutes ({inputs.timeout_minutes})")
+    with (
+        deadline.running(cancel.set),
+        _kube_target(validated, environ) as target,
+        _stop_on_signals(cancel, log),
+    ):
+        result = deploy_pipeline(
+            pipeline,
+            context,
+            target=target,
+            secrets=supply,
+            dry_run=dry_run,
+            selection=selection,
+            smoke_tests=smoke_tests,
+            report=_progress_reporter(log, environ),
+            cancel=cancel,
+            config_dir=_config_dir(inputs.config),
+            environ=environ,
+            timeout_seconds=inputs.timeout_minutes * 60,
+            lock_timeout_seconds=inputs.lock_timeout_seconds,
+            atomic=inputs.atomic,
         )
+    result = deadline.apply(result)
     _set_result_outputs(run, result, mlflow_stage=mlflow_stage)
     run.summary = summary.render_summary(
         result,
