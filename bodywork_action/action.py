@@ -247,6 +247,7 @@ def _diff(validated: _Validated, environ: Mapping[str, str], run: _Run) -> int:
     supply = secret_groups.build_secret_supply(
         inputs.secrets, [environ], group=inputs.secrets_group, surface=secret_groups.Surface.ACTION
     )
+    selection = _selection(validated)  # stages / from-step: what a partial deploy would change
     with _kube_target(validated, environ) as target:
         diff = diff_pipeline(
             pipeline,
@@ -256,6 +257,7 @@ def _diff(validated: _Validated, environ: Mapping[str, str], run: _Run) -> int:
             config_dir=_config_dir(inputs.config),
             environ=environ,
             timeout_seconds=inputs.timeout_minutes * 60,
+            selection=selection,
         )
     with log.group(f"diff of {pipeline.name}: {diff.changes} change(s)"), log.untrusted_text():
         log.info(diffing.format_diff_text(diff))  # the YAML holds the user's args: no workflow commands

@@ -309,6 +309,7 @@ def cmd_diff(args: argparse.Namespace, io: Streams) -> int:
         group=args.secrets_group or "",
         surface=secret_groups.Surface.CLI,
     )
+    selection = _selection(args, pipeline)  # a bad --only is exit 2 before anything connects
     diff = diff_pipeline(
         pipeline,
         _deploy_context(args, io.environ),
@@ -316,6 +317,7 @@ def cmd_diff(args: argparse.Namespace, io: Streams) -> int:
         secrets=supply,
         config_dir=_config_dir(args),
         environ=io.environ,
+        selection=selection,
     )
     io.print(diffing.format_diff_json(diff) if args.format == "json" else diffing.format_diff_text(diff))
     return EXIT_DEPLOYMENT_FAILED if args.exit_code and diff.changes else EXIT_OK
@@ -683,6 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument(
         "--exit-code", action="store_true", help="exit 1 when a deploy would change something (as git diff)"
     )
+    _add_selection_arguments(diff)
     diff.set_defaults(handler=cmd_diff)
 
     status = commands.add_parser(

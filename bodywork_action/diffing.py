@@ -427,8 +427,8 @@ def render_diff_summary(diff: PipelineDiff, *, max_bytes: int = summary.SUMMARY_
         parts = [
             f"## Bodywork diff: {summary.escape_markdown(diff.pipeline)}",
             "",
-            f"**{counts}** in namespace {summary.format_code_span(diff.namespace)} "
-            f"(what a deploy would do to {summary.escape_markdown(diff.target)})",
+            # What a deploy would do there; not the API server's address (a summary is for readers).
+            f"**{counts}** in namespace {summary.format_code_span(diff.namespace)}",
             "",
         ]
         parts += [f"> [!NOTE]\n> {summary.escape_markdown(note)}\n" for note in diff.notes]

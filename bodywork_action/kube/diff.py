@@ -29,6 +29,7 @@ from bodywork_action.reconcile import (
     object_name,
 )
 from bodywork_action.secret_groups import SecretSupply
+from bodywork_action.selection import EVERY_STAGE, StageSelection, select_stage_objects
 
 
 def diff_pipeline(
@@ -40,15 +41,22 @@ def diff_pipeline(
     config_dir: str = "",
     environ: Mapping[str, str] | None = None,
     timeout_seconds: float = COMMAND_TIMEOUT_SECONDS,
+    selection: StageSelection = EVERY_STAGE,
 ) -> PipelineDiff:
     """What deploying ``pipeline`` at ``context`` would create, change and delete (the ``diff``
-    command). Raises as a deploy does before its first stage: ``MissingSecrets``, ``InputError``,
-    ``ClusterAuthError``, ``ClusterUnreachable``, ``ClusterError`` (an object the API server refuses)."""
+    command); ``selection``: what a partial deploy would (its stages only). Raises as a deploy does
+    before its first stage: ``MissingSecrets``, ``InputError``, ``ClusterAuthError``,
+    ``ClusterUnreachable``, ``ClusterError`` (an object the API server refuses)."""
     cluster = connect_cluster(target, environ=environ)
     cluster.deadline = time.monotonic() + timeout_seconds  # an API server that went away: not forever
     try:
         return read_pipeline_diff(
-            cluster, pipeline, context, secrets=secrets or SecretSupply(), config_dir=config_dir
+            cluster,
+            pipeline,
+            context,
+            secrets=secrets or SecretSupply(),
+            config_dir=config_dir,
+            selection=selection,
         )
     finally:
         cluster.close()
@@ -61,12 +69,14 @@ def read_pipeline_diff(
     *,
     secrets: SecretSupply,
     config_dir: str = "",
+    selection: StageSelection = EVERY_STAGE,
 ) -> PipelineDiff:
     """``diff_pipeline`` on an already connected cluster."""
     plan = render_plan(
         pipeline,
         build_unique_context(context, now_seconds=time.time(), entropy=random_tokens.token_hex(3)),
         config_dir=config_dir,
+        selection=selection,
     )
     namespace = plan.namespace
     namespace_object = cluster.read_object(NAMESPACE, namespace)
@@ -74,6 +84,11 @@ def read_pipeline_diff(
     exists = namespace_object is not None and not terminating
     prepared = prepare_secrets(cluster, pipeline, namespace, secrets, namespace_exists=exists)
     notes: list[str] = []
+    if selection.partial:  # as a partial deploy: the other stages' objects are neither applied nor pruned
+        notes.append(
+            f"partial run ({selection.description}): what a deploy of only these stages would change; "
+            f"left as they are: {', '.join(selection.skipped)}"
+        )
     objects: list[ObjectDiff] = []
     observed = read_observed_objects(cluster, pipeline, namespace) if exists else ObservedObjects()
 
@@ -101,7 +116,7 @@ def read_pipeline_diff(
         existing = prepared.existing.get(object_name(manifest))
         objects.append(diffing.compare_secret(admitted(manifest, existing), existing))
     jobs = list(observed.by_kind.get("Job", {}).values())
-    for stage_plan in plan.stages:
+    for stage_plan in plan.selected_stages():
         for manifest in stage_plan.objects:
             kind = str(manifest["kind"])
             if kind == "Job":
@@ -112,7 +127,9 @@ def read_pipeline_diff(
                 objects.append(diffing.compare_object(admitted(manifest, existing), existing))
     rendered_jobs = [o for o in plan.stage_objects() if o["kind"] == "Job"]  # kept first, as a deploy does
     prune = build_prune_plan(
-        plan.objects(), [*observed.all(), *rendered_jobs], pipeline_label=render.pipeline_label(pipeline)
+        plan.objects(),
+        select_stage_objects([*observed.all(), *rendered_jobs], pipeline, selection),
+        pipeline_label=render.pipeline_label(pipeline),
     )
     deleted, old_jobs = diffing.diff_pruned(prune, observed.all())
     result = PipelineDiff(
