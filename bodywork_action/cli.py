@@ -93,12 +93,12 @@ def cmd_plan(args: argparse.Namespace, io: Streams) -> int:
     pipeline = _with_overrides(
         args, config.load_pipeline(Path(args.file), strict=args.strict, check_files=args.check_files)
     )
+    selection = _selection(args, pipeline)
     if args.format == "json":
         from bodywork_action.result_document import plan_document
 
-        io.emit(plan_document(pipeline, namespace=args.namespace or ""))
+        io.emit(plan_document(pipeline, namespace=args.namespace or "", selection=selection))
         return EXIT_OK
-    selection = _selection(args, pipeline)
     if args.output == "table":
         io.print(report.format_plan(pipeline, namespace=args.namespace or "", selection=selection))
         return EXIT_OK
@@ -319,8 +319,14 @@ def cmd_diff(args: argparse.Namespace, io: Streams) -> int:
         environ=io.environ,
         selection=selection,
     )
-    io.print(diffing.format_diff_json(diff) if args.format == "json" else diffing.format_diff_text(diff))
-    return EXIT_DEPLOYMENT_FAILED if args.exit_code and diff.changes else EXIT_OK
+    code = EXIT_DEPLOYMENT_FAILED if args.exit_code and diff.changes else EXIT_OK
+    if args.format == "json":
+        from bodywork_action.result_document import diff_document
+
+        io.emit(diff_document(diff, exit_code=code))
+    else:
+        io.print(diffing.format_diff_text(diff))
+    return code
 
 
 def cmd_status(args: argparse.Namespace, io: Streams) -> int:
@@ -680,7 +686,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=("text", "json"),
         default="text",
-        help="text (default) or json (a list of objects)",
+        help="text (default), or json: one document on stdout (result.schema.json, see README), every "
+        "object with its state and diff",
     )
     diff.add_argument(
         "--exit-code", action="store_true", help="exit 1 when a deploy would change something (as git diff)"
@@ -968,7 +975,7 @@ def main(
 
 
 # Commands whose --format json prints the one document of result.schema.json.
-JSON_DOCUMENT_COMMANDS = ("deploy", "plan", "delete", "status", "run", "validate")
+JSON_DOCUMENT_COMMANDS = ("deploy", "plan", "diff", "delete", "status", "run", "validate")
 
 
 def _json_document_command(argv: Sequence[str]) -> str:

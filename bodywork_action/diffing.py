@@ -23,7 +23,6 @@ import binascii
 import copy
 import difflib
 import html
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -392,11 +391,6 @@ def format_diff_text(diff: PipelineDiff) -> str:
         lines += ["", note]
     lines += ["", diff.one_line()]
     return "\n".join(lines)
-
-
-def format_diff_json(diff: PipelineDiff) -> str:
-    """The same as the text, as a JSON list of objects (each with kind, name, state and its diff)."""
-    return json.dumps([obj.to_json() for obj in diff.objects], indent=2)
 
 
 def _markdown_object(obj: ObjectDiff, *, max_diff_lines: int | None) -> str:

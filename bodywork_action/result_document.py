@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
+from bodywork_action.diffing import PipelineDiff
 from bodywork_action.errors import EXIT_INVALID_INPUT, EXIT_OK, ConfigProblem, Severity
 from bodywork_action.model import Pipeline, StageKind, StageName
 from bodywork_action.report import problem_to_json
@@ -25,6 +26,7 @@ from bodywork_action.results import (
     StageState,
     StageStatus,
 )
+from bodywork_action.selection import EVERY_STAGE, StageSelection
 
 SCHEMA_FILE = "result.schema.json"
 Document = dict[str, Any]
@@ -83,9 +85,15 @@ def deployment_document(command: str, result: DeploymentResult, *, timed_out: bo
     )
 
 
-def plan_document(pipeline: Pipeline, *, namespace: str) -> Document:
-    """``plan``: every stage that would be deployed, still pending, and the steps they run in."""
-    stages = [StageResult(stage=stage.name, kind=stage.kind) for stage in pipeline.dag_stages]
+def plan_document(pipeline: Pipeline, *, namespace: str, selection: StageSelection = EVERY_STAGE) -> Document:
+    """``plan``: every stage that would be deployed, still pending, and the steps they run in; a stage a
+    partial run leaves out is skipped, with the selection's reason (as deploy reports it)."""
+    stages = [
+        StageResult(stage=stage.name, kind=stage.kind)
+        if selection.includes(stage.name)
+        else selection.skipped_result(stage)
+        for stage in pipeline.dag_stages
+    ]
     if pipeline.failure_stage is not None:
         stages.append(
             StageResult(
@@ -100,6 +108,22 @@ def plan_document(pipeline: Pipeline, *, namespace: str) -> Document:
         stages=stages,
         pipeline=pipeline.name,
         steps=[list(step) for step in pipeline.steps],
+    )
+
+
+def diff_document(diff: PipelineDiff, *, exit_code: int) -> Document:
+    """``diff``: what a deploy would change, every object with its state (``changed`` when any would);
+    a Secret by its keys only, as everywhere else."""
+    return _document(
+        "diff",
+        "changed" if diff.changes else "unchanged",
+        exit_code=exit_code,
+        namespace=diff.namespace,
+        pipeline=diff.pipeline,
+        changes=diff.changes,
+        diff=[obj.to_json() for obj in diff.objects],
+        old_jobs=list(diff.old_jobs),
+        notes=list(diff.notes),
     )
 
 

@@ -4,6 +4,7 @@ cluster is contacted; ``plan`` shows what a partial run would touch."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,7 @@ def test_a_bad_selection_is_one_line_and_exit_2_before_any_cluster(
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in out + err
 
 
-@pytest.mark.parametrize("command", ["deploy", "plan"])
+@pytest.mark.parametrize("command", ["deploy", "plan", "diff"])
 def test_both_flags_or_a_step_that_is_no_number_are_usage_errors(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -71,3 +72,23 @@ def test_plan_yaml_holds_only_the_selected_stages_objects() -> None:
         o["metadata"]["labels"].get("app.kubernetes.io/name") for o in objects if o["kind"] != "Namespace"
     }
     assert stages == {"stage-3", "stage-4"}
+
+
+def test_plan_json_shows_the_stages_a_partial_run_leaves_out_as_skipped_with_the_reason() -> None:
+    code, out, _ = run("plan", "-f", str(PROJECT), "--only", "stage_3", "--format", "json")
+    assert code == 0
+    stages = json.loads(out)["stages"]
+    assert [(s["stage"], s["status"], s["reason"]) for s in stages] == [
+        ("stage_1", "skipped", "not selected (--only)"),
+        ("stage_2", "skipped", "not selected (--only)"),
+        ("stage_3", "pending", ""),
+        ("stage_4", "skipped", "not selected (--only)"),
+        ("on_fail_stage", "pending", ""),  # run_on_failure: it still runs if stage_3 fails
+    ]
+
+
+def test_plan_json_of_a_bad_selection_is_an_error_document() -> None:
+    code, out, _ = run("plan", "-f", str(PROJECT), "--from-step", "4", "--format", "json")
+    document = json.loads(out)
+    assert (code, document["status"], document["exit_code"]) == (2, "error", 2)
+    assert document["error"].startswith("--from-step 4: the DAG")

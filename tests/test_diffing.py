@@ -11,7 +11,13 @@ from bodywork_action.diffing import KeyState, ObjectDiff, ObjectState, PipelineD
 from bodywork_action.model import Pipeline
 from bodywork_action.plan import render_plan
 from bodywork_action.redact import Redactor
+from bodywork_action.result_document import diff_document, format_document
 from testing.builders import batch, context, four_stage_pipeline, pipeline, service
+
+
+def as_json(diff: PipelineDiff) -> str:
+    """The ``diff --format json`` document of ``diff``."""
+    return format_document(diff_document(diff, exit_code=0))
 
 
 def server_stored(manifest: dict[str, Any], *, uid: str, version: str) -> dict[str, Any]:
@@ -135,9 +141,7 @@ def test_secret_keys_are_compared_by_value_and_no_value_reaches_any_output() -> 
         "ROTATED": KeyState.CHANGED,
     }
     diff = PipelineDiff("demo", "demo", "cluster x", (secret,))
-    shown = (
-        diffing.format_diff_text(diff) + diffing.format_diff_json(diff) + diffing.render_diff_summary(diff)
-    )
+    shown = diffing.format_diff_text(diff) + as_json(diff) + diffing.render_diff_summary(diff)
     for value in ("kept-value-1", "old-value-22", "gone-value-3", "new-value-333", "new-key-value-4"):
         assert value not in shown and encoded(value) not in shown
 
@@ -186,7 +190,7 @@ def test_the_text_format_has_a_header_per_object_and_the_counts_last() -> None:
         "\n"
         "demo in demo: 0 created, 1 changed, 0 deleted, 1 unchanged"
     )
-    assert json.loads(diffing.format_diff_json(diff))[0] == {
+    assert json.loads(as_json(diff))["diff"][0] == {
         "kind": "Deployment",
         "name": "c",
         "state": "changed",

@@ -15,6 +15,7 @@ from bodywork_action.kube.deploy import deploy_pipeline
 from bodywork_action.kube.diff import diff_pipeline
 from bodywork_action.kube.inventory import delete_pipeline
 from bodywork_action.model import Pipeline
+from bodywork_action.result_document import diff_document, format_document
 from bodywork_action.secret_groups import SecretRequest, SecretSupply, build_secret_supply
 from testing.builders import batch, context, pipeline, service
 from testing.cluster.launcher import ControlPlane
@@ -111,7 +112,7 @@ def test_a_cpu_change_a_rotated_secret_and_a_removed_stage_diff_as_expected(
         "+            cpu: '1'",
     ]
     assert next(obj for obj in changed.objects if obj.kind == "Job").state is ObjectState.UNCHANGED
-    text = diffing.format_diff_text(changed) + diffing.format_diff_json(changed)
+    text = diffing.format_diff_text(changed) + format_document(diff_document(changed, exit_code=0))
     assert not any(value in text for value in [*SECRET_ENV.values(), *rotated.values()])
 
     assert sorted(obj.title for obj in removed.objects if obj.state is ObjectState.DELETED) == [

@@ -7,6 +7,7 @@ from dataclasses import replace
 from bodywork_action import diffing
 from bodywork_action.diffing import KeyState, ObjectState
 from bodywork_action.kube.diff import diff_pipeline
+from bodywork_action.result_document import diff_document, format_document
 from bodywork_action.secret_groups import SecretRequest, build_secret_supply
 from testing.builders import (
     MLFLOW_SECRET_ENV,
@@ -152,7 +153,7 @@ def test_a_changed_secret_value_shows_the_key_and_never_a_value(deploy: Deployer
     assert by_title["Secret/mlflow-config"].state is ObjectState.UNCHANGED
     assert by_title["Deployment/server"].state is ObjectState.UNCHANGED
     assert diff.changes == 1
-    text, as_json = diffing.format_diff_text(diff), diffing.format_diff_json(diff)
+    text, as_json = diffing.format_diff_text(diff), format_document(diff_document(diff, exit_code=0))
     for value in [*env.values(), *MLFLOW_SECRET_ENV.values()]:
         for line in value.splitlines():
             assert line not in text and line not in as_json

@@ -7,9 +7,11 @@ import json
 import re
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from bodywork_action.cli import main
+from bodywork_action.result_document import read_schema
 from testing.action_runs import TWO_STAGE_YAML
 from testing.builders import COMMIT, REPOSITORY_URL
 from testing.fake_k8s.cluster import FakeCluster
@@ -128,13 +130,25 @@ def test_a_changed_secret_value_shows_the_key_as_changed_and_no_value(
         assert value not in out
 
 
-def test_json_lists_every_object_with_its_state(project: Path, fake_cluster: FakeCluster) -> None:
-    code, out, _ = run(
-        "diff", *cluster_args(project, fake_cluster), *SECRET_ARGS, "--format", "json", environ=SECRET_ENV
+def test_json_is_one_document_of_the_result_schema_listing_every_object(
+    project: Path, fake_cluster: FakeCluster
+) -> None:
+    code, out, err = run(
+        "diff",
+        *cluster_args(project, fake_cluster),
+        *SECRET_ARGS,
+        "--format",
+        "json",
+        "--exit-code",
+        environ=SECRET_ENV,
     )
 
-    assert code == 0
-    listed = json.loads(out)
+    assert code == 1, out + err
+    document = json.loads(out)  # the whole of stdout; the rest, if anything, on stderr
+    jsonschema.validate(document, read_schema())
+    assert (document["command"], document["status"], document["exit_code"]) == ("diff", "changed", 1)
+    assert (document["namespace"], document["pipeline"], document["changes"]) == ("two-stage", "two-stage", 5)
+    listed = document["diff"]
     assert [(o["kind"], o["state"]) for o in listed] == [
         ("Namespace", "created"),
         ("Secret", "created"),
@@ -147,6 +161,27 @@ def test_json_lists_every_object_with_its_state(project: Path, fake_cluster: Fak
         "--- /dev/null\n+++ deploy/Deployment/serve\n"
     )
     assert SECRET_ENV["DB_PASSWORD"] not in out and fake_cluster.get("Namespace", "two-stage", None) is None
+
+
+def test_json_of_a_diff_that_could_not_be_made_is_an_error_document(project: Path) -> None:
+    code, out, err = run(
+        "diff",
+        "-f",
+        str(project),
+        "--repo",
+        REPOSITORY_URL,
+        "--commit",
+        COMMIT,
+        "--only",
+        "nope",
+        "--format=json",
+    )
+
+    document = json.loads(out)
+    jsonschema.validate(document, read_schema())
+    assert (code, document["command"], document["status"], document["exit_code"]) == (2, "diff", "error", 2)
+    assert document["error"] == "--only: 'nope' is not a stage of the DAG 'train >> serve'"
+    assert err == f"error: {document['error']}\n"
 
 
 def test_an_invalid_config_exits_2_with_its_problems(project: Path, fake_cluster: FakeCluster) -> None:
