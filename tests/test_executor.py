@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from bodywork_action.executor import Progress, ProgressKind, execute
 from bodywork_action.model import Pipeline, Stage
 from bodywork_action.results import DeploymentResult, DeploymentStatus, StageResult, StageStatus
+from bodywork_action.rollback import format_atomic_rollback
 from bodywork_action.selection import select_stages
 from testing.builders import batch, pipeline, service
 
@@ -223,3 +224,30 @@ def test_a_selected_stage_that_fails_still_runs_the_failure_stage_and_skips_the_
         ("undo", StageStatus.SUCCEEDED, ""),
     ]
     assert result.message == "step 2 failed: b (BackoffLimitExceeded)"
+
+
+def test_an_atomic_partial_run_rolls_back_only_selected_services_and_reports_only_batches_that_ran() -> None:
+    backend = ScriptedBackend(fail={"e"})
+    result = execute(ATOMIC, backend, atomic=True, selection=select_stages(ATOMIC, only=("c", "e")))
+    assert result.status is DeploymentStatus.FAILED
+    assert backend.ran == ["c", "e"]
+    assert backend.rolled_back == ["c (atomic)"]  # b and d were left out: never touched, never undone
+    assert [(r.stage, r.status, r.rolled_back) for r in result.stages] == [
+        ("a", StageStatus.SKIPPED, False),
+        ("b", StageStatus.SKIPPED, False),
+        ("c", StageStatus.SUCCEEDED, True),
+        ("d", StageStatus.SKIPPED, False),
+        ("e", StageStatus.FAILED, False),
+    ]
+    assert format_atomic_rollback(result) == [
+        "Rolled back (atomic): c (previous revision)",
+        "Batch stages that ran are not undone: e",
+    ]
+
+
+def test_a_cancelled_atomic_run_from_a_later_step_leaves_the_earlier_services_alone() -> None:
+    backend = ScriptedBackend(cancel_on="e")
+    result = execute(ATOMIC, backend, atomic=True, selection=select_stages(ATOMIC, from_step=3))
+    assert result.status is DeploymentStatus.CANCELLED
+    assert backend.rolled_back == ["d (atomic)"]  # b and c (step 2) were before --from-step 3
+    assert [r.stage for r in result.stages if r.status is StageStatus.SKIPPED] == ["a", "b", "c"]

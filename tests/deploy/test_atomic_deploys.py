@@ -15,6 +15,7 @@ from bodywork_action.model import Pipeline
 from bodywork_action.report import format_result_lines
 from bodywork_action.results import DeploymentStatus, StageStatus
 from bodywork_action.secret_groups import SecretRequest, build_secret_supply
+from bodywork_action.selection import select_stages
 from testing.builders import batch, pipeline, service
 from testing.deploy_runs import NAME_LABEL, Deployer, names
 from testing.fake_k8s.cluster import FakeCluster
@@ -209,3 +210,25 @@ def test_when_the_atomic_rollback_itself_is_refused_the_error_says_what_was_left
     assert "serve_a NOT rolled back: Deployment/serve-a still at this deploy's revision" in message
     assert "serve_b NOT rolled back" in message
     assert live_revision(fake_cluster, "serve-a") == (NEW_IMAGE, NEW_COMMIT, "run-2", NEW_COMMIT)
+
+
+def test_an_atomic_partial_deploy_undoes_only_its_selected_stages_and_never_removes_the_others(
+    deploy: Deployer, fake_cluster: FakeCluster, deployed_before: tuple[str, str, str, str]
+) -> None:
+    jobs_before = names(fake_cluster, "Job")
+    selection = select_stages(after(), only=("serve_b", "check"))
+
+    result = deploy(after(), deployment_id="run-2", commit=NEW_COMMIT, atomic=True, selection=selection)
+
+    assert result.status is DeploymentStatus.FAILED
+    assert [(s.stage, s.status, s.rolled_back) for s in result.stages] == [
+        ("train", StageStatus.SKIPPED, False),
+        ("serve_a", StageStatus.SKIPPED, False),
+        ("serve_b", StageStatus.SUCCEEDED, True),
+        ("check", StageStatus.FAILED, False),
+    ]
+    assert result.stage("serve_b").rollback_removed and "serve-b" not in names(fake_cluster, "Deployment")
+    # serve_a was left out: neither rolled back nor removed, still the revision deployed before.
+    assert live_revision(fake_cluster, "serve-a") == deployed_before
+    assert names(fake_cluster, "Service") == ["serve-a"]
+    assert [j for j in names(fake_cluster, "Job") if j in jobs_before] == jobs_before  # train's kept
