@@ -346,3 +346,17 @@ def test_events_are_selected_by_object_and_ordered_by_time() -> None:
     assert records[1].object == "Pod/serve-1"
     assert records[1].count == 4
     assert records[1].message == "Back-off restarting"
+
+
+def test_events_of_one_second_are_in_the_order_the_api_server_stored_them() -> None:
+    def event(reason: str, second: int, version: str) -> dict[str, object]:
+        return {
+            "reason": reason,
+            "lastTimestamp": f"2024-01-01T00:00:0{second}Z",
+            "metadata": {"resourceVersion": version},
+            "involvedObject": {"kind": "Pod", "name": "train-1"},
+        }
+
+    # Whole-second stamps: resourceVersion breaks the tie, as a number (10 after 9), not as text.
+    events = [event("Started", 2, "10"), event("Created", 2, "9"), event("Pulled", 1, "11")]
+    assert [r.reason for r in select_events(events, ["train-1"])] == ["Pulled", "Created", "Started"]
