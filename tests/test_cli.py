@@ -161,7 +161,9 @@ def test_deploy_refuses_a_cloud_kubeconfig_whose_plugin_is_not_installed(tmp_pat
     assert "token-based kubeconfig" in err and "Nothing was applied" in err
 
 
-@pytest.mark.parametrize("command", ["validate", "plan", "deploy", "diff", "status", "delete", "run", "stop"])
+@pytest.mark.parametrize(
+    "command", ["validate", "migrate", "plan", "deploy", "diff", "status", "delete", "logs", "run", "stop"]
+)
 def test_every_command_has_a_description_and_only_the_flags_that_mean_something(command: str) -> None:
     from bodywork_action.cli import build_parser
 
