@@ -223,7 +223,10 @@ def _plan(validated: _Validated, run: _Run) -> int:
         run.log.info(report.format_plan(pipeline, namespace=namespace, selection=selection))
         run.log.info(render.format_manifests_yaml(plan.selected_objects()))
     run.outputs["status"] = "planned"
-    run.outputs["summary"] = f"{pipeline.name}: plan of {len(pipeline.dag_stages)} stages in {namespace}"
+    partial = f", partial run ({selection.description})" if selection.partial else ""
+    run.outputs["summary"] = (
+        f"{pipeline.name}: plan of {len(pipeline.dag_stages)} stages in {namespace}{partial}"
+    )
     return EXIT_OK
 
 

@@ -51,3 +51,13 @@ def test_a_bad_selection_is_invalid_input_naming_the_input(
         assert message in run.stdout + run.stderr and "Traceback" not in run.stdout + run.stderr
         assert run.outputs["status"] == "error"
     assert fake_cluster.list("Job", "two-stage") == []
+
+
+def test_a_partial_plan_says_so_in_its_one_line_summary(
+    run_action: Runner, two_stage_workspace: Path, fake_cluster: FakeCluster
+) -> None:
+    run = run_action(two_stage_workspace, {"command": "plan", "stages": "serve"})
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.outputs["summary"] == "two-stage: plan of 2 stages in two-stage, partial run (stages serve)"
+    assert "skipped, not selected (stages): train" in run.stdout
