@@ -1,5 +1,6 @@
 """README's inputs table and outputs paragraph say what action.yml declares: every input once, in the
-same order, with the same default; every output, and the same status values."""
+same order, with the same default; every output, and the same status values. action.yml's ``stages``
+output names every field of an entry."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import re
 from pathlib import Path
 
 import yaml
+
+from bodywork_action.model import StageKind, StageName
+from bodywork_action.results import StageResult
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -41,3 +45,8 @@ def test_the_readme_lists_every_output_and_the_same_status_values() -> None:
     candidates = {"succeeded", "failed", "cancelled", "valid", "invalid", "planned", "changed"}
     candidates |= {"unchanged", "deleted", "error", "skipped", "deployed"}
     assert in_readme == set(re.findall(r"\b[a-z]+\b", described)) & candidates
+
+
+def test_the_stages_output_names_every_field_of_an_entry() -> None:
+    described = set(re.findall(r"\b[a-z_]+\b", ACTION["outputs"]["stages"]["description"].split(" - ", 1)[1]))
+    assert set(StageResult(stage=StageName("s"), kind=StageKind.BATCH).to_json()) == described
