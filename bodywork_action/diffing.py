@@ -29,7 +29,13 @@ from enum import Enum
 from typing import Any
 
 from bodywork_action import render, summary
-from bodywork_action.reconcile import JOB_HISTORY_PER_STAGE, Obj, job_age_key, object_name
+from bodywork_action.reconcile import (
+    ANNOTATION_ROLLED_BACK_FROM,
+    JOB_HISTORY_PER_STAGE,
+    Obj,
+    job_age_key,
+    object_name,
+)
 from bodywork_action.redact import Redactor
 
 # Written by the API server or its controllers: never part of what a deploy changes.
@@ -60,6 +66,9 @@ PER_DEPLOY_ANNOTATIONS = (
     render.ANNOTATION_ACTOR,
 )
 PER_DEPLOY_LABELS = (render.LABEL_DEPLOYMENT,)
+# Left by a rollback and dropped by the next deploy: a note on the object, not its configuration (a
+# service rolled back to what bodywork.yaml says is unchanged).
+ROLLBACK_ANNOTATIONS = (ANNOTATION_ROLLED_BACK_FROM,)
 CONTEXT_LINES = 3
 
 
@@ -152,7 +161,10 @@ def _without(mapping: Mapping[str, Any] | None, keys: Iterable[str]) -> dict[str
 def _clean_metadata(meta: Mapping[str, Any] | None, *, job: bool) -> dict[str, Any]:
     cleaned = _without(meta, SERVER_OWNED_METADATA)
     labels = _without(cleaned.get("labels"), (*PER_DEPLOY_LABELS, *(JOB_OWN_LABELS if job else ())))
-    annotations = _without(cleaned.get("annotations"), (*PER_DEPLOY_ANNOTATIONS, *SERVER_OWNED_ANNOTATIONS))
+    annotations = _without(
+        cleaned.get("annotations"),
+        (*PER_DEPLOY_ANNOTATIONS, *SERVER_OWNED_ANNOTATIONS, *ROLLBACK_ANNOTATIONS),
+    )
     for name, value in (("labels", labels), ("annotations", annotations)):
         if value:
             cleaned[name] = value

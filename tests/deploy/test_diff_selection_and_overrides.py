@@ -16,6 +16,7 @@ from testing.builders import COMMIT, REPOSITORY_URL
 from testing.fake_k8s.cluster import FakeCluster
 
 ENVIRON = {"DB_PASSWORD": "db-password-canary-0003", "TLS_KEY": "tls-key-canary-0004"}
+NEW_IMAGE = "python:3.12-slim"
 DIGEST_IMAGE = "ghcr.io/owner/stage@sha256:" + "ab" * 32
 
 
@@ -106,3 +107,25 @@ def test_image_and_resource_overrides_are_diffed_as_a_deploy_would_apply_them(
     assert out.count("+            nvidia.com/gpu: '1'") == 2  # the Job's requests and limits
     for value in ENVIRON.values():
         assert value not in out + err
+
+
+def test_a_service_rolled_back_to_what_the_config_says_diffs_unchanged(
+    deployed: Path, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.script(
+        "Deployment", {"app.kubernetes.io/name": "serve"}, {"behavior": "crashloop", "image": NEW_IMAGE}
+    )
+    code, _, err = bodywork("deploy", deployed, fake_cluster, "--image", NEW_IMAGE)
+    assert code == 1, err
+    rolled_back = fake_cluster.get("Deployment", "serve", "two-stage")
+    assert (
+        rolled_back is not None and "bodywork.dev/rolled-back-from" in rolled_back["metadata"]["annotations"]
+    )
+
+    code, out, err = bodywork("diff", deployed, fake_cluster)
+
+    assert code == 0, err
+    # The rollback's note is not configuration: serve is as bodywork.yaml says (train's newest Job ran
+    # in the new image, so it would run again).
+    assert "Deployment/serve (stage serve): unchanged, a deploy restarts its pods" in headers(out)
+    assert "rolled-back-from" not in out
