@@ -18,6 +18,7 @@ from bodywork_action.diffing import ObjectDiff, PipelineDiff
 from bodywork_action.kube.client import NAMESPACE, Cluster, KubeTarget, connect_cluster
 from bodywork_action.kube.deploy import prepare_secrets, redactor_for
 from bodywork_action.kube.inventory import COMMAND_TIMEOUT_SECONDS, ObservedObjects, read_observed_objects
+from bodywork_action.kube.pull_secrets import describe_missing_pull_secrets, find_missing_pull_secrets
 from bodywork_action.model import DeployContext, Pipeline
 from bodywork_action.plan import render_plan
 from bodywork_action.reconcile import (
@@ -89,6 +90,11 @@ def read_pipeline_diff(
             f"partial run ({selection.description}): what a deploy of only these stages would change; "
             f"left as they are: {', '.join(selection.skipped)}"
         )
+    missing_pull_secrets = find_missing_pull_secrets(
+        cluster, context.image_pull_secrets, namespace=namespace, namespace_exists=exists
+    )
+    if missing_pull_secrets:  # as the deploy would warn before applying anything
+        notes.append(describe_missing_pull_secrets(missing_pull_secrets, namespace).removeprefix("warning: "))
     objects: list[ObjectDiff] = []
     observed = read_observed_objects(cluster, pipeline, namespace) if exists else ObservedObjects()
 

@@ -129,3 +129,17 @@ def test_a_service_rolled_back_to_what_the_config_says_diffs_unchanged(
     # in the new image, so it would run again).
     assert "Deployment/serve (stage serve): unchanged, a deploy restarts its pods" in headers(out)
     assert "rolled-back-from" not in out
+
+
+def test_a_pull_secret_missing_from_the_namespace_is_a_note_as_the_deploy_warns(
+    deployed: Path, fake_cluster: FakeCluster
+) -> None:
+    code, out, err = bodywork("diff", deployed, fake_cluster, "--image-pull-secret", "ghcr-pull")
+
+    assert code == 0, err
+    assert (
+        "note: image pull secret ghcr-pull not found in namespace two-stage: pods pulling from a private "
+        "registry will sit in ImagePullBackOff until it exists\n"
+    ) in out
+    pull_secret_added = "+      imagePullSecrets:\n+      - name: ghcr-pull\n"
+    assert out.count(pull_secret_added) == 2  # the Job's pod template and the Deployment's
