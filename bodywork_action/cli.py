@@ -692,7 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument(
         "--exit-code", action="store_true", help="exit 1 when a deploy would change something (as git diff)"
     )
-    _add_selection_arguments(diff)
+    _add_selection_arguments(diff, diff=True)
     diff.set_defaults(handler=cmd_diff)
 
     status = commands.add_parser(
@@ -810,20 +810,25 @@ def _step_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a step number (1 is the first), found {text!r}") from None
 
 
-def _add_selection_arguments(parser: argparse.ArgumentParser) -> None:
-    """A partial run: the other stages are shown as skipped and left as they are (never pruned)."""
+def _add_selection_arguments(parser: argparse.ArgumentParser, *, diff: bool = False) -> None:
+    """A partial run: the other stages are shown as skipped and left as they are (never pruned).
+    ``diff``: what such a deploy would change."""
     chosen = parser.add_mutually_exclusive_group()
     chosen.add_argument(
         "--only",
         action="append",
         metavar="STAGE[,STAGE...]",
-        help="run only these stages of the DAG, in its order (repeatable); the others are left as they are",
+        help="what a deploy of only these stages would change (repeatable); the others are left out"
+        if diff
+        else "run only these stages of the DAG, in its order (repeatable); the others are left as they are",
     )
     chosen.add_argument(
         "--from-step",
         type=_step_number,
         metavar="N",
-        help="rerun the DAG from step N (1 is the first, as `== step 1` shows); earlier steps are left as "
+        help="what a deploy from step N would change (1 is the first); earlier steps are left out"
+        if diff
+        else "rerun the DAG from step N (1 is the first, as `== step 1` shows); earlier steps are left as "
         "they are",
     )
 
