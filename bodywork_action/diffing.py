@@ -37,6 +37,7 @@ from bodywork_action.reconcile import (
     object_name,
 )
 from bodywork_action.redact import Redactor
+from bodywork_action.stage_identity import is_of_former_kind
 
 # Written by the API server or its controllers: never part of what a deploy changes.
 SERVER_OWNED_METADATA = (
@@ -346,20 +347,27 @@ def compare_secret(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -
 
 
 def diff_pruned(
-    prune: Iterable[tuple[str, str]], observed: Iterable[Mapping[str, Any]]
+    prune: Iterable[tuple[str, str]],
+    observed: Iterable[Mapping[str, Any]],
+    *,
+    stage_kinds: Mapping[str, str] | None = None,
 ) -> tuple[list[ObjectDiff], list[str]]:
     """``reconcile.build_prune_plan``'s answer as deleted objects, and apart from them the Jobs pruned
-    as history (a stage keeps its newest ``JOB_HISTORY_PER_STAGE``), which no review needs to see."""
+    as history (a stage keeps its newest ``JOB_HISTORY_PER_STAGE``), which no review needs to see.
+    ``stage_kinds`` (``stage_identity.build_stage_kinds`` of the plan): a Job of a stage that is now a
+    service is not history but deleted with the stage's old kind, and shown so."""
     by_key = {(str(o.get("kind")), object_name(o)): o for o in observed}
     deleted: list[ObjectDiff] = []
     old_jobs: list[str] = []
     for kind, name in prune:
-        if kind == "Job":
+        live = by_key.get((kind, name))
+        former_kind = live is not None and is_of_former_kind(live, stage_kinds or {})
+        if kind == "Job" and not former_kind:
             old_jobs.append(f"Job/{name}")
             continue
-        live = by_key.get((kind, name))
         state, text = _compared(None, live, desired_name=name, live_name=name, kind=kind)
-        deleted.append(ObjectDiff(kind, name, state, text, stage=_stage_of(live or {})))
+        notes = ("the stage changed kind",) if former_kind else ()
+        deleted.append(ObjectDiff(kind, name, state, text, stage=_stage_of(live or {}), notes=notes))
     return deleted, old_jobs
 
 

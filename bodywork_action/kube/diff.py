@@ -31,6 +31,7 @@ from bodywork_action.reconcile import (
 )
 from bodywork_action.secret_groups import SecretSupply
 from bodywork_action.selection import EVERY_STAGE, StageSelection, select_stage_objects
+from bodywork_action.stage_identity import build_stage_kinds
 
 
 def diff_pipeline(
@@ -137,7 +138,9 @@ def read_pipeline_diff(
         select_stage_objects([*observed.all(), *rendered_jobs], pipeline, selection),
         pipeline_label=render.pipeline_label(pipeline),
     )
-    deleted, old_jobs = diffing.diff_pruned(prune, observed.all())
+    deleted, old_jobs = diffing.diff_pruned(
+        prune, observed.all(), stage_kinds=build_stage_kinds(plan.objects())
+    )
     result = PipelineDiff(
         pipeline=pipeline.name,
         namespace=namespace,

@@ -143,3 +143,20 @@ def test_a_pull_secret_missing_from_the_namespace_is_a_note_as_the_deploy_warns(
     ) in out
     pull_secret_added = "+      imagePullSecrets:\n+      - name: ghcr-pull\n"
     assert out.count(pull_secret_added) == 2  # the Job's pod template and the Deployment's
+
+
+def test_a_batch_stage_turned_service_shows_its_jobs_deleted_not_as_history(
+    deployed: Path, fake_cluster: FakeCluster
+) -> None:
+    batch = "    batch:\n      max_completion_time_seconds: 60\n      retries: 0\n"
+    service = "    service:\n      max_startup_time_seconds: 60\n      replicas: 1\n      port: 9000\n"
+    deployed.write_text(deployed.read_text().replace(batch, service + "      ingress: false\n"))
+    (job,) = [j["metadata"]["name"] for j in fake_cluster.list("Job", "two-stage")]
+
+    code, out, err = bodywork("diff", deployed, fake_cluster)
+
+    assert code == 0, err
+    assert f"Job/{job} (stage train): deleted, the stage changed kind" in headers(out)
+    assert "Deployment/train (stage train): created" in headers(out)
+    assert "older Job(s)" not in out  # not history: the deploy removes it with the stage's old kind
+    assert out.splitlines()[-1].endswith(": 2 created, 0 changed, 1 deleted, 3 unchanged")
