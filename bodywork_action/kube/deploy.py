@@ -45,13 +45,22 @@ from bodywork_action.kube.client import (
     ClusterOutage,
     KubeTarget,
     ObjectWatch,
-    WatchEvent,
     connect_cluster,
     kind_of,
 )
 from bodywork_action.kube.inventory import ObservedObjects, read_observed_objects
 from bodywork_action.kube.lease import DEFAULT_LOCK_TIMEOUT_SECONDS, build_holder, hold_pipeline_lock
 from bodywork_action.kube.pull_secrets import describe_missing_pull_secrets, find_missing_pull_secrets
+from bodywork_action.kube.watch_hub import (
+    WATCH_THREAD_JOIN_SECONDS,
+    Caches,
+    Feed,
+    Mailbox,
+    WatchHub,
+    follow_events,
+    labelled,
+    named,
+)
 from bodywork_action.model import DeployContext, Pipeline, Stage, StageKind
 from bodywork_action.plan import Plan, render_plan
 from bodywork_action.progress_events import StageProgress
@@ -98,16 +107,15 @@ LOG_PODS_MAX = 3  # failed pods whose logs are fetched, per stage
 # The cluster enforces activeDeadlineSeconds / progressDeadlineSeconds; this is our own backstop for a
 # cluster that never reports (e.g. a Deployment controller that is down).
 CLIENT_DEADLINE_GRACE_SECONDS = 60
-# How quickly Ctrl+C / SIGTERM is noticed while waiting. Cluster state arrives by watch events and is
-# acted on the moment it arrives; this timer only re-checks the local cancel flag.
-CANCEL_CHECK_INTERVAL_SECONDS = 0.2
-WATCH_THREAD_JOIN_SECONDS = 2.0
 # A namespace still being deleted (e.g. `delete` just before a redeploy) refuses new objects; we wait
 # for it to go, up to this long, before applying anything.
 NAMESPACE_TERMINATING_WAIT_SECONDS = 300
 NAMESPACE_POLL_SECONDS = 2.0  # only without list/watch permission on namespaces
 # Without a deploy time limit (the CLI), waiting for an API server that went away ends after this.
 DEFAULT_DEPLOY_TIMEOUT_SECONDS = 3600
+# Creates and replaces of stage objects in flight at once, however wide a step: bounds the connections a
+# wide step needs (client.CONNECTION_POOL_SIZE) and the burst the API server sees.
+WRITES_IN_FLIGHT = 16
 
 
 def _ignore(_: Progress) -> None:
@@ -115,9 +123,6 @@ def _ignore(_: Progress) -> None:
 
 
 # ------------------------------------------------------------------------------------ waiting
-
-
-Caches = Mapping[str, Mapping[str, Obj]]
 
 
 def wait_for_verdict(
@@ -128,14 +133,9 @@ def wait_for_verdict(
     deadline_seconds: float | None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Verdict | None:
-    """Feed every watch's events into one cache per watch and ask ``decide`` after each change.
-
-    Returns the first final verdict, a "Timeout" failure after ``deadline_seconds``, or None if
-    ``cancel`` was set. Errors of a watch (cluster unreachable, refused) are raised here.
-    """
-    events: queue.SimpleQueue[tuple[str, WatchEvent | BaseException]] = queue.SimpleQueue()
-    caches: dict[str, dict[str, Obj]] = {key: {} for key in watches}
-    listed: set[str] = set()
+    """``follow_events`` over watches of their own, each pumped by a thread, closed on return (for a
+    single object outside the deployment's shared watches, e.g. a namespace being deleted)."""
+    events: Mailbox = queue.SimpleQueue()
 
     def pump(key: str, watch: ObjectWatch) -> None:
         try:
@@ -151,38 +151,10 @@ def wait_for_verdict(
     ]
     for thread in threads:
         thread.start()
-    deadline = None if deadline_seconds is None else clock() + deadline_seconds
     try:
-        while True:
-            if cancel.is_set():
-                return None
-            wait = CANCEL_CHECK_INTERVAL_SECONDS
-            if deadline is not None:
-                remaining = deadline - clock()
-                if remaining <= 0:
-                    return Verdict(
-                        Phase.FAILED, "Timeout", f"no verdict from the cluster within {deadline_seconds:.0f}s"
-                    )
-                wait = min(wait, remaining)
-            try:
-                key, event = events.get(timeout=wait)
-            except queue.Empty:
-                continue
-            if isinstance(event, BaseException):
-                raise event
-            cache = caches[key]
-            if event.type == "LISTED":
-                cache.clear()
-                cache.update({object_name(o): o for o in event.objects})
-                listed.add(key)
-            elif event.type == "DELETED":
-                cache.pop(object_name(event.object), None)
-            else:
-                cache[object_name(event.object)] = event.object
-            if len(listed) == len(watches):
-                verdict = decide(caches)
-                if verdict.done:
-                    return verdict
+        return follow_events(
+            events, list(watches), decide, cancel=cancel, deadline_seconds=deadline_seconds, clock=clock
+        )
     finally:
         for watch in watches.values():
             watch.close()
@@ -234,6 +206,18 @@ class ClusterBackend:
         self.atomic_rollbacks: list[StageResult] = []  # what an atomic rollback did, stage by stage
         self._failures: list[StageResult] = []
         self._lock = threading.Lock()
+        self._writes = threading.BoundedSemaphore(WRITES_IN_FLIGHT)
+        # One watch per kind for the whole deployment, shared by every stage waiting (watch_hub.py).
+        self.watches = WatchHub(
+            cluster,
+            namespace=plan.namespace,
+            label_selector=build_label_selector({render.LABEL_PART_OF: render.pipeline_label(plan.pipeline)}),
+            stage_label=render.LABEL_NAME,
+        )
+
+    def close(self) -> None:
+        """End the deployment's shared watches (after the executor returned, rollbacks included)."""
+        self.watches.close()
 
     # --- executor protocol ------------------------------------------------------------------
     def run_stage(self, stage: Stage, *, cancel: threading.Event) -> StageResult:
@@ -347,19 +331,28 @@ class ClusterBackend:
     def _run_batch(self, stage: Stage, base: StageResult, *, cancel: threading.Event) -> StageResult:
         manifest = self._planned_job(stage)
         name = object_name(manifest)
-        created = self.cluster.create_object(manifest, is_ours=lambda found: is_same_object(manifest, found))
+        self.watches.start((JOB, POD))
+        with self._writes:
+            created = self.cluster.create_object(
+                manifest, is_ours=lambda found: is_same_object(manifest, found)
+            )
         with self._lock:
             self.created.append(created)
         pod_labels = (manifest["spec"]["template"]["metadata"] or {}).get("labels") or {}
-        pod_selector = build_label_selector(
-            {k: pod_labels[k] for k in (render.LABEL_PART_OF, render.LABEL_NAME, render.LABEL_DEPLOYMENT)}
-        )
-        watches = {
-            "job": self.cluster.watch_objects(
-                JOB, namespace=self.namespace, field_selector=f"metadata.name={name}"
+        feeds = (
+            Feed("job", JOB, stage.k8s_name, named(name)),
+            Feed(
+                "pods",
+                POD,
+                stage.k8s_name,
+                labelled(
+                    {
+                        k: pod_labels[k]
+                        for k in (render.LABEL_PART_OF, render.LABEL_NAME, render.LABEL_DEPLOYMENT)
+                    }
+                ),
             ),
-            "pods": self.cluster.watch_objects(POD, namespace=self.namespace, label_selector=pod_selector),
-        }
+        )
         last: dict[str, Caches] = {}
 
         def decide(caches: Caches) -> Verdict:
@@ -375,11 +368,12 @@ class ClusterBackend:
 
         batch = stage.batch
         deadline = render.job_wait_limit_seconds(batch) if batch else None
-        verdict = wait_for_verdict(
-            watches,
+        verdict = self.watches.wait(
+            feeds,
             decide,
             cancel=cancel,
             deadline_seconds=None if deadline is None else deadline + CLIENT_DEADLINE_GRACE_SECONDS,
+            must_see="job",  # just created: it may reach the shared watch after its listing
         )
         pods = list((last.get("caches") or {}).get("pods", {}).values())
         if verdict is None:
@@ -428,6 +422,7 @@ class ClusterBackend:
             previous_template=(existing or {}).get("spec", {}).get("template"),
             previous={"Deployment": existing},
         )
+        self.watches.start((DEPLOYMENT, POD))
         applied = self._apply(deployment, existing)
         self._rollouts[stage.k8s_name] = rollout
         generation = int((applied.get("metadata") or {}).get("generation") or 0)
@@ -490,13 +485,10 @@ class ClusterBackend:
     ) -> tuple[Verdict | None, list[Obj]]:
         """Watch Deployment ``name`` (at ``generation`` or later) and its pods to a verdict, within the
         stage's progress deadline; also returns the pods last seen (for the failure's details)."""
-        selector = build_label_selector(render.selector_labels(self.pipeline, stage))
-        watches = {
-            "deployment": self.cluster.watch_objects(
-                DEPLOYMENT, namespace=self.namespace, field_selector=f"metadata.name={name}"
-            ),
-            "pods": self.cluster.watch_objects(POD, namespace=self.namespace, label_selector=selector),
-        }
+        feeds = (
+            Feed("deployment", DEPLOYMENT, stage.k8s_name, named(name)),
+            Feed("pods", POD, stage.k8s_name, labelled(render.selector_labels(self.pipeline, stage))),
+        )
         last: dict[str, Caches] = {}
 
         def decide(caches: Caches) -> Verdict:
@@ -515,11 +507,12 @@ class ClusterBackend:
             return verdict
 
         assert stage.service is not None
-        verdict = wait_for_verdict(
-            watches,
+        verdict = self.watches.wait(
+            feeds,
             decide,
             cancel=cancel,
             deadline_seconds=render.progress_deadline_seconds(stage.service) + CLIENT_DEADLINE_GRACE_SECONDS,
+            must_see="deployment",  # just written: it may reach the shared watch after its listing
         )
         return verdict, list((last.get("caches") or {}).get("pods", {}).values())
 
@@ -585,6 +578,13 @@ class ClusterBackend:
     # --- shared -------------------------------------------------------------------------------
     def _apply(self, manifest: Obj, existing: Obj | None) -> Obj:
         """Create, or replace (PUT) so that fields no longer rendered really go away."""
+        with self._writes:
+            applied = self._create_or_replace(manifest, existing)
+        with self._lock:
+            self.created.append(applied)
+        return applied
+
+    def _create_or_replace(self, manifest: Obj, existing: Obj | None) -> Obj:
         kind, name = kind_of(manifest), object_name(manifest)
         if existing is None:
             try:
@@ -602,8 +602,6 @@ class ClusterBackend:
             except ClusterConflict:  # changed since we listed it: once more from its current version
                 existing = self.cluster.read_object(kind, name, namespace=self.namespace) or {}
                 applied = self.cluster.replace_object(build_replacement(manifest, existing))
-        with self._lock:
-            self.created.append(applied)
         return applied
 
     def _gather_failure_details(
@@ -1040,6 +1038,9 @@ def _run_deployment(
                     undone.append(_kept_namespace(namespace))
                 exc.args = (f"{exc}; atomic: {'; '.join(undone) or 'nothing had been applied'}",)
             raise
+        finally:
+            if backend is not None:
+                backend.close()
         if atomic and not result.succeeded:
             undone = _put_back_secrets(cluster, written, redactor)
             if created_namespace:

@@ -72,7 +72,7 @@ class Faults:
     retry_after: int = 1
     rate_500: float = 0.0
     rate_503: float = 0.0
-    rate_drop: float = 0.0  # close the connection without answering
+    rate_drop: float = 0.0  # close the connection without answering (1.0: open watch streams too)
     latency: float = 0.0  # seconds added before every matching request is handled
     watch_cut_after: int | None = None  # end each watch stream abruptly after this many events
     match: Callable[[str, str], bool] | None = None

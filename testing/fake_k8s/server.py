@@ -459,6 +459,8 @@ class Handler(BaseHTTPRequestHandler):
                 events = watcher.take(max(0.0, min(wake - now, 1.0)))
                 if store.closed or watcher.closed or (not events and self._client_gone()):
                     raise _Dropped
+                if faults.rate_drop >= 1.0 and faults.applies("GET", self.path.split("?")[0]):
+                    raise _Dropped  # a server dropping every request has dropped its open streams too
                 for ev in events:
                     last = max(last, ev.rv)
                     out = self._transform(ev, matches)

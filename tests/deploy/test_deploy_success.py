@@ -58,9 +58,10 @@ def test_waiting_is_by_watching_never_by_repeated_reads(deploy: Deployer, fake_c
         r for r in fake_cluster.requests if r.resource in ("jobs", "deployments", "pods") and r.verb == "get"
     ]
     assert jobs_and_deployments == []
-    # one list per watched stage (then the watch stream carries every change), never a re-read loop
-    assert fake_cluster.requests.count(verb="list", resource="deployments") == 2
-    assert fake_cluster.requests.count(verb="list", resource="jobs") == 2
+    # one list and one watch per kind for the whole deployment, shared by its stages (watch_hub.py)
+    for resource in ("jobs", "deployments", "pods"):
+        assert fake_cluster.requests.count(verb="list", resource=resource) == 1, resource
+        assert fake_cluster.requests.count(verb="watch", resource=resource) == 1, resource
 
 
 def test_mlflow_example_deploys_with_its_secrets(deploy: Deployer, fake_cluster: FakeCluster) -> None:
