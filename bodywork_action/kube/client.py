@@ -51,7 +51,9 @@ REQUEST_TIMEOUT_SECONDS = (10.0, 60.0)  # (connect, read) for ordinary requests
 # The server ends a watch after this long; we then resume from the last resourceVersion seen.
 WATCH_SERVER_TIMEOUT_SECONDS = 240
 WATCH_READ_MARGIN_SECONDS = 30  # a silent stream is dead if nothing came this long after the timeout
-CONNECTION_POOL_SIZE = 32  # every running stage holds two watch streams at once
+# A deployment holds one watch stream per kind (kube/watch_hub.py) and at most 16 stage writes at once
+# (kube/deploy.py WRITES_IN_FLIGHT); the rest is headroom for reads, logs and the lock's renewals.
+CONNECTION_POOL_SIZE = 32
 IN_CLUSTER_HOST_VARIABLE = "KUBERNETES_SERVICE_HOST"
 DEFAULT_KUBECONFIG = "~/.kube/config"
 
