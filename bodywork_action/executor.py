@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -24,15 +24,17 @@ from bodywork_action.stage_phase import StagePhase
 
 
 class Backend(Protocol):
-    """Runs one stage somewhere and waits for its verdict."""
+    """Runs stages somewhere and tells their verdicts."""
 
     target: str  # shown in results: "cluster https://…" or "local"
 
-    def run_stage(self, stage: Stage, *, cancel: threading.Event) -> StageResult:
-        """Start ``stage`` and block until it succeeded, failed, or ``cancel`` was set.
+    def start_stage(self, stage: Stage, *, cancel: threading.Event) -> Future[StageResult]:
+        """Start ``stage``; the future ends when it succeeded, failed, or ``cancel`` was set.
 
-        Never raises for a stage failure: failures are results. Raises only for errors that make
-        the whole run impossible (e.g. the cluster became unreachable), which stop the executor.
+        Never fails for a stage failure: failures are results. The future holds an error only for
+        what makes the whole run impossible (e.g. the cluster became unreachable), which stops the
+        executor. Must not block: every stage of a step is started at once, and how many threads
+        that takes is the backend's business (the cluster's: none per stage).
         """
         ...
 
@@ -147,7 +149,7 @@ def execute(
     if failed_step and failure_stage is not None and not cancel.is_set():
         # Bodywork skips this on Ctrl+C too; with a live cancel there is nobody left to wait for it.
         report(Progress(ProgressKind.FAILURE_STAGE_STARTED, 0, (failure_stage.name,)))
-        on_failure = backend.run_stage(failure_stage, cancel=cancel).evolve(run_on_failure=True)
+        on_failure = backend.start_stage(failure_stage, cancel=cancel).result().evolve(run_on_failure=True)
         report(Progress(ProgressKind.STAGE_FINISHED, 0, (failure_stage.name,), on_failure))
         ordered.append(on_failure)
 
@@ -216,23 +218,45 @@ def _roll_back_atomically(
 def _run_step(
     step: Sequence[Stage], backend: Backend, *, cancel: threading.Event, report: Reporter, number: int
 ) -> list[StageResult]:
-    def run(stage: Stage) -> StageResult:
-        report(Progress(ProgressKind.STAGE_STARTED, number, (stage.name,)))
-        try:
-            result = backend.run_stage(stage, cancel=cancel)
-        except BaseException:
-            # The run can't go on (the cluster refused us, or went away): stop the step's other
-            # stages now, as on Ctrl+C, instead of letting them run to the end before anyone is told.
-            cancel.set()
-            raise
-        report(Progress(ProgressKind.STAGE_FINISHED, number, (stage.name,), result))
-        return result
-
-    if len(step) == 1:
-        return [run(step[0])]
     # Every stage of a step starts at once (Bodywork ran batch before service stages; nothing needs that).
-    with ThreadPoolExecutor(max_workers=len(step), thread_name_prefix=f"step{number}") as pool:
-        return list(pool.map(run, step))
+    running: dict[Future[StageResult], int] = {}
+    for index, stage in enumerate(step):
+        report(Progress(ProgressKind.STAGE_STARTED, number, (stage.name,)))
+        running[backend.start_stage(stage, cancel=cancel)] = index
+    results: list[StageResult | None] = [None] * len(step)
+    errors: list[tuple[int, BaseException]] = []
+    pending = set(running)
+    while pending:
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for future in sorted(done, key=running.__getitem__):
+            index = running[future]
+            error = future.exception()
+            if error is not None:
+                # The run can't go on (the cluster refused us, or went away): stop the step's other
+                # stages now, as on Ctrl+C, instead of letting them run to the end before anyone is told.
+                cancel.set()
+                errors.append((index, error))
+                continue
+            results[index] = future.result()
+            report(Progress(ProgressKind.STAGE_FINISHED, number, (step[index].name,), results[index]))
+    if errors:
+        raise min(errors, key=lambda indexed: indexed[0])[1]  # the first stage's, in the step's order
+    return [result for result in results if result is not None]
+
+
+def start_in_thread(run: Callable[[], StageResult], *, name: str) -> Future[StageResult]:
+    """``start_stage`` for a backend whose stages each need a thread to wait on (a local process)."""
+    future: Future[StageResult] = Future()
+    future.set_running_or_notify_cancel()
+
+    def target() -> None:
+        try:
+            future.set_result(run())
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return future
 
 
 def _message(status: DeploymentStatus, failed_step: int, results: Sequence[StageResult]) -> str:

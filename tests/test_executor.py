@@ -7,9 +7,10 @@ makes every branch of the step logic deterministic.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from bodywork_action.executor import Progress, ProgressKind, execute
+from bodywork_action.executor import Progress, ProgressKind, execute, start_in_thread
 from bodywork_action.model import Pipeline, Stage
 from bodywork_action.results import DeploymentResult, DeploymentStatus, StageResult, StageStatus
 from bodywork_action.rollback import format_atomic_rollback
@@ -27,6 +28,9 @@ class ScriptedBackend:
     rolled_back: list[str] = field(default_factory=list)
     finished: list[DeploymentResult] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start_stage(self, stage: Stage, *, cancel: threading.Event) -> Future[StageResult]:
+        return start_in_thread(lambda: self.run_stage(stage, cancel=cancel), name=f"stage-{stage.name}")
 
     def run_stage(self, stage: Stage, *, cancel: threading.Event) -> StageResult:
         with self.lock:

@@ -18,8 +18,10 @@ import hashlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from bodywork_action import render
 from bodywork_action.errors import (
@@ -56,6 +58,7 @@ from bodywork_action.kube.watch_hub import (
     Caches,
     Feed,
     Mailbox,
+    Outcome,
     WatchHub,
     follow_events,
     labelled,
@@ -113,13 +116,30 @@ NAMESPACE_TERMINATING_WAIT_SECONDS = 300
 NAMESPACE_POLL_SECONDS = 2.0  # only without list/watch permission on namespaces
 # Without a deploy time limit (the CLI), waiting for an API server that went away ends after this.
 DEFAULT_DEPLOY_TIMEOUT_SECONDS = 3600
-# Creates and replaces of stage objects in flight at once, however wide a step: bounds the connections a
-# wide step needs (client.CONNECTION_POOL_SIZE) and the burst the API server sees.
-WRITES_IN_FLIGHT = 16
+# Stages are not threads: each runs in stretches (create, then, after its verdict, read logs or send the
+# smoke test) on this many workers, and waits in between as a subscription of the shared watches. So the
+# writes in flight at once are bounded however wide a step is: that bounds the connections a wide step
+# needs (client.CONNECTION_POOL_SIZE) and the burst the API server sees.
+STAGE_WORKERS = 16
 
 
 def _ignore(_: Progress) -> None:
     return None
+
+
+@dataclass(frozen=True)
+class _WaitFor:
+    """What a running stage waits for, yielded by its run: a verdict from these feeds."""
+
+    feeds: tuple[Feed, ...]
+    decide: Callable[[Caches], Verdict]
+    deadline_seconds: float | None
+    must_see: str
+
+
+T = TypeVar("T")
+# A stage's run: yields each wait, is sent its verdict (None: cancelled), returns what it came to.
+Run = Generator[_WaitFor, Verdict | None, T]
 
 
 # ------------------------------------------------------------------------------------ waiting
@@ -206,7 +226,7 @@ class ClusterBackend:
         self.atomic_rollbacks: list[StageResult] = []  # what an atomic rollback did, stage by stage
         self._failures: list[StageResult] = []
         self._lock = threading.Lock()
-        self._writes = threading.BoundedSemaphore(WRITES_IN_FLIGHT)
+        self._workers = ThreadPoolExecutor(STAGE_WORKERS, thread_name_prefix="stage")
         # One watch per kind for the whole deployment, shared by every stage waiting (watch_hub.py).
         self.watches = WatchHub(
             cluster,
@@ -216,18 +236,80 @@ class ClusterBackend:
         )
 
     def close(self) -> None:
-        """End the deployment's shared watches (after the executor returned, rollbacks included)."""
+        """End the deployment's shared watches and workers (after the executor returned, rollbacks
+        included)."""
         self.watches.close()
+        self._workers.shutdown(wait=True)
 
     # --- executor protocol ------------------------------------------------------------------
-    def run_stage(self, stage: Stage, *, cancel: threading.Event) -> StageResult:
+    def start_stage(self, stage: Stage, *, cancel: threading.Event) -> Future[StageResult]:
+        """Start ``stage``; its result comes in the future. No thread waits for it: its run proceeds
+        in stretches on the workers, a subscription of the shared watches in between."""
+        future: Future[StageResult] = Future()
+        future.set_running_or_notify_cancel()
+        self._resume(self._run_stage(stage), None, future, cancel)
+        return future
+
+    def _resume(
+        self, run: Run[StageResult], outcome: Outcome, future: Future[StageResult], cancel: threading.Event
+    ) -> None:
+        """Run the stage's next stretch on a worker: from ``outcome`` (what its last wait came to) up to
+        its next wait, which is subscribed to resume it in turn, or to its end, which settles ``future``."""
+
+        def stretch() -> None:
+            try:
+                request = run.throw(outcome) if isinstance(outcome, BaseException) else run.send(outcome)
+            except StopIteration as done:
+                future.set_result(done.value)
+                return
+            except BaseException as exc:
+                future.set_exception(exc)
+                return
+            try:
+                self.watches.subscribe(
+                    request.feeds,
+                    request.decide,
+                    lambda then: self._resume(run, then, future, cancel),
+                    cancel=cancel,
+                    deadline_seconds=request.deadline_seconds,
+                    must_see=request.must_see,
+                )
+            except BaseException as exc:  # the watches are closed: the run hears why
+                self._resume(run, exc, future, cancel)
+
+        try:
+            self._workers.submit(stretch)
+        except RuntimeError as exc:  # the workers were shut down: the deployment is over
+            run.close()
+            future.set_exception(exc)
+
+    def _wait_here(self, run: Run[T], cancel: threading.Event) -> T:
+        """Drive ``run`` on this thread, blocking on each of its waits (rollbacks, outside any step)."""
+        outcome: Outcome = None
+        while True:
+            try:
+                request = run.throw(outcome) if isinstance(outcome, BaseException) else run.send(outcome)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            try:
+                outcome = self.watches.wait(
+                    request.feeds,
+                    request.decide,
+                    cancel=cancel,
+                    deadline_seconds=request.deadline_seconds,
+                    must_see=request.must_see,
+                )
+            except BaseException as exc:
+                outcome = exc
+
+    def _run_stage(self, stage: Stage) -> Run[StageResult]:
         started = self.clock()
         base = StageResult(stage=stage.name, kind=stage.kind, status=StageStatus.RUNNING, started_at=started)
         try:
             if stage.kind is StageKind.BATCH:
-                result = self._run_batch(stage, base, cancel=cancel)
+                result = yield from self._run_batch(stage, base)
             else:
-                result = self._run_service(stage, base, cancel=cancel)
+                result = yield from self._run_service(stage, base)
         except ClusterOutage as exc:  # the API server went away for longer than the deploy may wait
             result = base.evolve(
                 status=StageStatus.FAILED, reason="APIUnavailable", message=self._clean(str(exc))
@@ -328,14 +410,11 @@ class ClusterBackend:
         return text
 
     # --- batch --------------------------------------------------------------------------------
-    def _run_batch(self, stage: Stage, base: StageResult, *, cancel: threading.Event) -> StageResult:
+    def _run_batch(self, stage: Stage, base: StageResult) -> Run[StageResult]:
         manifest = self._planned_job(stage)
         name = object_name(manifest)
         self.watches.start((JOB, POD))
-        with self._writes:
-            created = self.cluster.create_object(
-                manifest, is_ours=lambda found: is_same_object(manifest, found)
-            )
+        created = self.cluster.create_object(manifest, is_ours=lambda found: is_same_object(manifest, found))
         with self._lock:
             self.created.append(created)
         pod_labels = (manifest["spec"]["template"]["metadata"] or {}).get("labels") or {}
@@ -368,10 +447,9 @@ class ClusterBackend:
 
         batch = stage.batch
         deadline = render.job_wait_limit_seconds(batch) if batch else None
-        verdict = self.watches.wait(
+        verdict = yield _WaitFor(
             feeds,
             decide,
-            cancel=cancel,
             deadline_seconds=None if deadline is None else deadline + CLIENT_DEADLINE_GRACE_SECONDS,
             must_see="job",  # just created: it may reach the shared watch after its listing
         )
@@ -413,7 +491,7 @@ class ClusterBackend:
         return "; ".join(f"stage {r.stage} failed: {r.reason or 'failed'}: {r.message}" for r in failures)
 
     # --- service ------------------------------------------------------------------------------
-    def _run_service(self, stage: Stage, base: StageResult, *, cancel: threading.Event) -> StageResult:
+    def _run_service(self, stage: Stage, base: StageResult) -> Run[StageResult]:
         planned = self.plan.for_stage(stage.name)
         deployment = planned.require("Deployment")
         name = object_name(deployment)
@@ -428,7 +506,7 @@ class ClusterBackend:
         generation = int((applied.get("metadata") or {}).get("generation") or 0)
         service_settings = stage.service
         assert service_settings is not None
-        verdict, pods = self._wait_for_rollout(stage, name, generation, cancel=cancel)
+        verdict, pods = yield from self._wait_for_rollout(stage, name, generation)
         if verdict is None:
             return base.evolve(
                 status=StageStatus.CANCELLED,
@@ -481,8 +559,8 @@ class ClusterBackend:
         return result
 
     def _wait_for_rollout(
-        self, stage: Stage, name: str, generation: int, *, cancel: threading.Event
-    ) -> tuple[Verdict | None, list[Obj]]:
+        self, stage: Stage, name: str, generation: int
+    ) -> Run[tuple[Verdict | None, list[Obj]]]:
         """Watch Deployment ``name`` (at ``generation`` or later) and its pods to a verdict, within the
         stage's progress deadline; also returns the pods last seen (for the failure's details)."""
         feeds = (
@@ -507,10 +585,9 @@ class ClusterBackend:
             return verdict
 
         assert stage.service is not None
-        verdict = self.watches.wait(
+        verdict = yield _WaitFor(
             feeds,
             decide,
-            cancel=cancel,
             deadline_seconds=render.progress_deadline_seconds(stage.service) + CLIENT_DEADLINE_GRACE_SECONDS,
             must_see="deployment",  # just written: it may reach the shared watch after its listing
         )
@@ -539,7 +616,7 @@ class ClusterBackend:
             restored = self._put_back("Deployment", name, previous_deployment)
             done.append(f"Deployment/{name} restored")
             generation = int((restored.get("metadata") or {}).get("generation") or 0)
-            verdict, _ = self._wait_for_rollout(stage, name, generation, cancel=threading.Event())
+            verdict, _ = self._wait_here(self._wait_for_rollout(stage, name, generation), threading.Event())
             if verdict is None or verdict.phase is not Phase.SUCCEEDED:
                 why = f"{verdict.reason}: {verdict.message}" if verdict else "no verdict"
                 raise ClusterError(f"the restored Deployment/{name} did not become available ({why})")
@@ -578,8 +655,7 @@ class ClusterBackend:
     # --- shared -------------------------------------------------------------------------------
     def _apply(self, manifest: Obj, existing: Obj | None) -> Obj:
         """Create, or replace (PUT) so that fields no longer rendered really go away."""
-        with self._writes:
-            applied = self._create_or_replace(manifest, existing)
+        applied = self._create_or_replace(manifest, existing)
         with self._lock:
             self.created.append(applied)
         return applied

@@ -40,13 +40,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
 from bodywork_action.deadline import Deadline
 from bodywork_action.errors import InputError
-from bodywork_action.executor import Progress, ProgressKind, execute
+from bodywork_action.executor import Progress, ProgressKind, execute, start_in_thread
 from bodywork_action.local.ports import (
     LOCAL_HOST,
     PortPlan,
@@ -260,7 +261,11 @@ class LocalBackend:
 
     # The Backend protocol ---------------------------------------------------------------------
 
-    def run_stage(self, stage: Stage, *, cancel: threading.Event) -> StageResult:
+    def start_stage(self, stage: Stage, *, cancel: threading.Event) -> Future[StageResult]:
+        # A local stage is a process, waited on by a thread of its own (few stages run locally).
+        return start_in_thread(functools.partial(self._run_stage, stage, cancel), name=f"stage-{stage.name}")
+
+    def _run_stage(self, stage: Stage, cancel: threading.Event) -> StageResult:
         started = StageResult(
             stage=stage.name, kind=stage.kind, status=StageStatus.RUNNING, started_at=time.time()
         )

@@ -1,6 +1,7 @@
 """Wide and long pipelines on the fake API server: 1 × 200, 1 × 1,000 and 100 × 10 stages deploy correctly,
-with one list and one watch per kind for the whole deployment (kube/watch_hub.py) and at most two requests
-per stage besides them. Correctness only: no timing is asserted."""
+with one list and one watch per kind for the whole deployment (kube/watch_hub.py), at most two requests
+per stage besides them, and as many threads for 1,000 stages as for 10. Correctness only: no timing is
+asserted."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import threading
 
 import pytest
 
+from bodywork_action.kube.deploy import STAGE_WORKERS
 from bodywork_action.model import Stage
 from bodywork_action.results import StageStatus
 from testing.builders import batch, pipeline, service
@@ -39,11 +41,17 @@ def test_a_large_pipeline_deploys_with_one_watch_per_kind(
 ) -> None:
     dag, stages = _wide_and_long(steps, width)
     watch_threads: list[int] = []
+    tool_threads: list[int] = []
 
-    def count_watch_threads(_: object) -> None:
-        watch_threads.append(sum(t.name.startswith("watch-") for t in threading.enumerate()))
+    def count_threads(_: object) -> None:
+        threads = threading.enumerate()
+        watch_threads.append(sum(t.name.startswith("watch-") for t in threads))
+        # the deploy's own: all but the in-process fake API server's (its loop and one per connection)
+        tool_threads.append(
+            sum(not t.name.startswith("fake-k8s") and "_serve_connection" not in t.name for t in threads)
+        )
 
-    result = deploy(pipeline(dag, *stages), report=count_watch_threads)
+    result = deploy(pipeline(dag, *stages), report=count_threads)
 
     assert result.succeeded, result.one_line()
     assert [s.status for s in result.stages] == [StageStatus.SUCCEEDED] * len(stages)
@@ -60,4 +68,6 @@ def test_a_large_pipeline_deploys_with_one_watch_per_kind(
         if r.resource in ("jobs", "deployments", "services", "pods") and r.verb not in ("list", "watch")
     ]
     assert len(stage_requests) <= 2 * len(stages)
-    assert max(watch_threads) <= 3  # one pumping thread per kind, however many stages
+    assert max(watch_threads) <= 4  # one pumping thread per kind and one dispatcher, however many stages
+    # No thread per stage: the stage workers, those four, the lease's renewal and the caller's.
+    assert max(tool_threads) <= STAGE_WORKERS + 4 + 2, max(tool_threads)

@@ -107,3 +107,57 @@ def test_an_error_of_the_shared_watch_reaches_every_waiting_stage(
 
     assert all(isinstance(error, ClusterError) for error in errors), errors
     assert all("secrets" in str(error) for error in errors), errors
+
+
+def test_waiting_stages_are_subscriptions_not_threads(fake_cluster: FakeCluster, cluster: Cluster) -> None:
+    """Fifty stages wait at once on one pumping thread and one dispatcher; each ends once, with its
+    verdict, a Timeout at its deadline, or None when its run is cancelled."""
+    hub = WatchHub(cluster, namespace="default", label_selector=f"{PART_OF}=p", stage_label=NAME)
+    stages = [f"s{i}" for i in range(50)]
+    outcomes: dict[str, list[object]] = {stage: [] for stage in [*stages, "late", "stopped"]}
+    ended = threading.Semaphore(0)
+    stop = threading.Event()
+
+    def subscribe(stage: str, *, deadline: float = 60, cancel: threading.Event | None = None) -> None:
+        def then(outcome: object) -> None:
+            outcomes[stage].append(outcome)
+            ended.release()
+
+        hub.subscribe(
+            [Feed("secrets", SECRET, stage, labelled({PART_OF: "p", NAME: stage}))],
+            lambda caches: Verdict(
+                Phase.SUCCEEDED if f"{stage}-done" in caches["secrets"] else Phase.RUNNING
+            ),
+            then,
+            cancel=cancel or threading.Event(),
+            deadline_seconds=deadline,
+        )
+
+    def ours() -> int:  # threads of this process but the in-process fake API server's
+        return sum(
+            not t.name.startswith("fake-k8s") and "_serve_connection" not in t.name
+            for t in threading.enumerate()
+        )
+
+    threads_before = ours()
+    try:
+        for stage in stages:
+            subscribe(stage)
+        subscribe("late", deadline=0.3)
+        subscribe("stopped", cancel=stop)
+        assert ours() - threads_before <= 2  # the secrets' pump and the dispatcher
+        for stage in stages:
+            _secret(fake_cluster, stage, f"{stage}-done")
+        stop.set()
+        for _ in outcomes:
+            assert ended.acquire(timeout=30)
+    finally:
+        hub.close()
+
+    assert all(
+        [getattr(o, "phase", None) for o in outcomes[stage]] == [Phase.SUCCEEDED] for stage in stages
+    ), outcomes
+    assert [(o.phase, o.reason) for o in outcomes["late"] if isinstance(o, Verdict)] == [
+        (Phase.FAILED, "Timeout")
+    ]
+    assert outcomes["stopped"] == [None]
