@@ -180,3 +180,23 @@ def test_cli_start_up_imports_nothing_heavy() -> None:
     added = imported_by("import bodywork_action.cli; bodywork_action.cli.build_parser()") - baseline()
     top_level = {name.split(".")[0] for name in added}
     assert not (top_level & HEAVY_AT_STARTUP), sorted(top_level & HEAVY_AT_STARTUP)
+
+
+def test_connecting_imports_only_the_parts_of_kubernetes_it_uses(tmp_path: Path) -> None:
+    """kube/client.py skips the package's ``__init__`` (dynamic client, streams, leader election,
+    informer, utils: start-up CPU nobody here uses); a plain ``import kubernetes`` would pull them in."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:6443'}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\nusers: [{name: u, user: {token: t}}]\n"
+    )
+    unused = {"kubernetes.dynamic", "kubernetes.stream", "kubernetes.leaderelection", "kubernetes.watch"}
+    connect = (
+        "from bodywork_action.kube.client import KubeTarget, connect_cluster; "
+        f"connect_cluster(KubeTarget(kubeconfig={str(kubeconfig)!r}), environ={{}})"
+    )
+    added = imported_by(connect) - baseline()
+    assert {"kubernetes.client", "kubernetes.config"} <= added
+    assert not (added & unused), sorted(added & unused)
+    assert unused <= imported_by("import kubernetes")  # the control: the whole package brings them
