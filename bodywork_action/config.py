@@ -25,6 +25,7 @@ import difflib
 import gc
 import json
 import math
+import operator
 import os
 import re
 import stat
@@ -33,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from importlib import resources
+from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,31 +124,44 @@ _IMPLICIT_RESOLVERS: dict[str, list[tuple[str, re.Pattern[str]]]] = {
 assert not yaml.SafeLoader.yaml_path_resolvers, "the fast resolver assumes no path resolvers"
 
 
+_ScalarNode, _SequenceNode, _MappingNode = yaml.ScalarNode, yaml.SequenceNode, yaml.MappingNode
+_MAX_CACHED_TAGS = 10_000  # plain scalars whose resolved tag is remembered, per file
+
+
 class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
     """The safe loader, counting the nodes it composes."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.node_count = 0
+        # The same plain scalars recur (keys, 0.5, 100, false): a dict look-up instead of the regexes.
+        self.plain_tags: dict[str, str] = {}
 
     def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
         """``Resolver.resolve`` for a loader without path resolvers, in fewer steps (it runs per node)."""
         self.node_count += 1
         if self.node_count > MAX_NODES:
             raise _LimitExceeded(f"the file holds more than {MAX_NODES:,} YAML nodes")
-        if kind is yaml.ScalarNode:
-            if implicit[0]:
-                for tag, pattern in _IMPLICIT_RESOLVERS.get(value[:1], ()):
-                    if pattern.match(value):
-                        return tag
+        if kind is not _ScalarNode:
+            return _SEQ if kind is _SequenceNode else _MAP
+        if not implicit[0]:
             return _STR
-        return _SEQ if kind is yaml.SequenceNode else _MAP
+        tag = self.plain_tags.get(value)
+        if tag is None:
+            tag = _STR
+            for candidate, pattern in _IMPLICIT_RESOLVERS.get(value[:1], ()):
+                if pattern.match(value):
+                    tag = candidate
+                    break
+            if len(self.plain_tags) < _MAX_CACHED_TAGS:
+                self.plain_tags[value] = tag
+        return tag
 
-    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
-        pass  # no path resolvers: nothing to track
-
-    def ascend_resolver(self) -> None:
-        pass
+    # No path resolvers, so nothing to track as the composer descends and ascends. It calls these
+    # for every node: C functions that do nothing (``operator.is_(parent, index)``, ``tuple()``) cost
+    # less than Python methods that do nothing.
+    descend_resolver = staticmethod(operator.is_)
+    ascend_resolver = staticmethod(tuple)
 
 
 @dataclass
@@ -288,10 +303,18 @@ def _decode(raw: bytes, problems: _Problems) -> str | None:
     return text.removeprefix("\ufeff")
 
 
-_BRACKETS = re.compile(r"[\[\]{}]")
-# A line whose indentation and block indicators ("- ", "? ") run this long could open that many
-# block collections.
-_DEEP_BLOCK_LINE = re.compile(rf"^[ ?-]{{{_SAFE_NESTING_BOUND // 4}}}", re.MULTILINE)
+# Each byte of the text as what these checks look at, by ``bytes.translate`` (C speed). For block
+# nesting: "x" for a space, "?" or "-"; "\n" for a possible line start: after "\n", after "\r" (a line
+# break too, on its own) and after any byte of a character beyond ASCII (some are line breaks: NEL,
+# LS, PS); "." for the rest. A line starting with this run of "x" could open that many collections.
+_BLOCK_INDICATORS = bytes(
+    ord("x") if byte in b" ?-" else ord("\n") if byte in b"\r\n" or byte > 127 else ord(".")
+    for byte in range(256)
+)
+_DEEP_BLOCK_RUN = b"x" * (_SAFE_NESTING_BOUND // 4)
+# For flow nesting: the brackets only, each a step of the depth.
+_BRACKET_STEPS = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in _BRACKET_STEPS)
 
 
 def _may_nest_deeply(text: str) -> bool:
@@ -299,21 +322,20 @@ def _may_nest_deeply(text: str) -> bool:
 
     A block collection starts on a new line, further indented, or after a "- " or "? " at the start
     of a line, so each level costs at least one character of a line's leading run of spaces and
-    indicators (two levels for "- key:"); flow nesting is bounded by the brackets open at once
-    (brackets in strings and comments only over-count).
+    indicators (two levels for "- key:"); flow nesting is bounded by the brackets open at once, at
+    most the highest running count of brackets opened less closed minus the lowest (brackets in
+    strings and comments only over-count).
     """
-    if _DEEP_BLOCK_LINE.search(text):
+    encoded = text.encode("utf-8")
+    lines = encoded.translate(_BLOCK_INDICATORS)
+    if lines.startswith(_DEEP_BLOCK_RUN) or b"\n" + _DEEP_BLOCK_RUN in lines:
         return True
-    if text.count("[") + text.count("{") < _SAFE_NESTING_BOUND // 2:
+    brackets = encoded.translate(None, _NOT_BRACKETS)
+    if len(brackets) < _SAFE_NESTING_BOUND // 2:
         return False
-    depth = deepest = 0
-    for bracket in _BRACKETS.findall(text):
-        if bracket in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif depth:
-            depth -= 1
-    return deepest >= _SAFE_NESTING_BOUND // 2
+    highest = max(accumulate(map(_BRACKET_STEPS.__getitem__, brackets), initial=0))
+    lowest = min(accumulate(map(_BRACKET_STEPS.__getitem__, brackets), initial=0))
+    return highest - lowest >= _SAFE_NESTING_BOUND // 2
 
 
 def _check_nesting(text: str) -> None:
