@@ -508,13 +508,26 @@ class _Builder:
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.MappingNode):
-                return {
-                    key: self.convert(value, (*path, key), depth + 1)
-                    for key, (_, value) in _entries(node, self, path, report=True).items()
-                }
-            return [self.convert(item, (*path, index), depth + 1) for index, item in enumerate(node.value)]
+                items = _entries(node, self, path, report=True).items()
+                return {key: self.child(value, path, key, depth) for key, (_, value) in items}
+            return [self.child(item, path, index, depth) for index, item in enumerate(node.value)]
         finally:
             self.active.discard(id(node))
+
+    def child(self, node: yaml.Node, path: Path_, part: str | int, depth: int) -> Any:
+        """``convert`` for an entry of a collection. A scalar (most nodes) is read here, as ``convert``
+        would read it, without building its path unless it has a problem."""
+        if type(node) is not _ScalarNode:
+            return self.convert(node, (*path, part), depth + 1)
+        self.visited += 1
+        if self.visited > self.budget:
+            self.tick(0, node)
+        if node.tag == _STR:
+            return node.value
+        value, problem = self.scalar(node)
+        if problem:
+            self.unreadable((*path, part), node, problem)
+        return value
 
     def scalar(self, node: yaml.ScalarNode) -> tuple[Any, str | None]:
         """The scalar's value, or its text and why it can't be read (a tag or a number out of range)."""
@@ -567,10 +580,13 @@ def _entries(
     own: dict[str, tuple[yaml.Node, yaml.Node]] = {}
     merged: dict[str, tuple[yaml.Node, yaml.Node]] = {}
     for key_node, value_node in node.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.tag == _MERGE:
+        if type(key_node) is _ScalarNode and key_node.tag == _STR:  # most keys: as builder.key takes them
+            key = key_node.value
+        elif isinstance(key_node, yaml.ScalarNode) and key_node.tag == _MERGE:
             merged.update(_merged_entries(value_node, builder, (*path, "<<"), report=report))
             continue
-        key = builder.key(key_node, path, report=report)
+        else:
+            key = builder.key(key_node, path, report=report)
         if report and key in own:
             builder.document.duplicate_keys.append(((*path, key), key_node))
         own[key] = (key_node, value_node)
