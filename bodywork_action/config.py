@@ -749,76 +749,168 @@ _TYPE_CHECKS: dict[str, Check] = {
 }
 
 
+def _anything(value: Any) -> bool:
+    return True
+
+
 def compile_schema(schema: Any) -> Check:
     """A predicate that says whether ``jsonschema`` would find no error, for the keywords this
-    project's schema uses; raises ``_Uncompilable`` on any other. Errors are never built here."""
+    project's schema uses; raises ``_Uncompilable`` on any other. Errors are never built here.
+
+    It runs for every value of the file, so it makes few calls: the keywords about one kind of value
+    (an object's, a string's, a number's) are checked by one function, which also checks the
+    schema's ``type`` when that is the same single kind."""
     if schema is True or schema == {}:
-        return lambda value: True
+        return _anything
     if not isinstance(schema, dict):
         raise _Uncompilable(repr(schema))
-    checks = [
-        _compile_keyword(keyword, argument, schema)
-        for keyword, argument in schema.items()
-        if keyword not in _ANNOTATIONS
-    ]
+    rules = {keyword: argument for keyword, argument in schema.items() if keyword not in _ANNOTATIONS}
+    kinds = rules.pop("type", None)
+    checks: list[Check] = []
+    type_checked = False
+    for group_kinds, keywords, compile_group in _KEYWORD_GROUPS:
+        group = {keyword: rules.pop(keyword) for keyword in keywords if keyword in rules}
+        if group:
+            typed = isinstance(kinds, str) and kinds in group_kinds
+            type_checked = type_checked or typed
+            checks.append(compile_group(group, kinds if typed else None))
+    checks.extend(_compile_keyword(keyword, argument) for keyword, argument in rules.items())
+    if kinds is not None and not type_checked:
+        checks.insert(0, _type_check(kinds))
+    return _all_of(checks)
 
-    def check(value: Any) -> bool:  # a loop, not all(...): no generator per value (it runs per node)
+
+def _all_of(checks: list[Check]) -> Check:
+    if not checks:
+        return _anything
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda value: first(value) and second(value)
+
+    def check(value: Any) -> bool:  # a loop, not all(...): no generator per value
         for each in checks:  # noqa: SIM110
             if not each(value):
                 return False
         return True
 
-    return checks[0] if len(checks) == 1 else check
+    return check
 
 
-def _compile_keyword(keyword: str, argument: Any, schema: dict[str, Any]) -> Check:
-    if keyword == "type":
-        kinds = [_TYPE_CHECKS[t] for t in ([argument] if isinstance(argument, str) else argument)]
-        return kinds[0] if len(kinds) == 1 else lambda value: any(kind(value) for kind in kinds)
-    if keyword == "required":
-        names = tuple(argument)
-        return lambda value: not isinstance(value, dict) or all(name in value for name in names)
-    if keyword == "properties":
-        properties = [(name, compile_schema(sub)) for name, sub in argument.items()]
+def _type_check(kinds: Any) -> Check:
+    checks = [_TYPE_CHECKS[kind] for kind in ([kinds] if isinstance(kinds, str) else kinds)]
+    if len(checks) == 1:
+        return checks[0]
 
-        def check_properties(value: Any) -> bool:
-            if isinstance(value, dict):
-                for name, check in properties:
-                    if name in value and not check(value[name]):
-                        return False
-            return True
+    def check(value: Any) -> bool:
+        for each in checks:  # noqa: SIM110
+            if each(value):
+                return True
+        return False
 
-        return check_properties
-    if keyword == "additionalProperties":
-        if "patternProperties" in schema:
-            raise _Uncompilable(keyword)
-        known = frozenset(schema.get("properties", {}))
-        if argument is False:
-            return lambda value: not isinstance(value, dict) or value.keys() <= known
-        extra = compile_schema(argument)
-        return lambda value: (
-            not isinstance(value, dict)
-            or all(extra(item) for name, item in value.items() if name not in known)
-        )
-    if keyword == "propertyNames":
-        names_check = compile_schema(argument)
-        return lambda value: not isinstance(value, dict) or all(names_check(name) for name in value)
-    if keyword == "items" and "prefixItems" not in schema:
-        item_check = compile_schema(argument)
-        return lambda value: not isinstance(value, list) or all(item_check(item) for item in value)
-    if keyword == "pattern":
-        pattern = re.compile(argument)
-        return lambda value: not isinstance(value, str) or pattern.search(value) is not None
-    if keyword in ("minLength", "maxLength", "minProperties"):
-        bound = int(argument)
-        kind = (dict,) if keyword == "minProperties" else (str,)
-        if keyword == "maxLength":
-            return lambda value: not isinstance(value, kind) or len(value) <= bound
-        return lambda value: not isinstance(value, kind) or len(value) >= bound
-    if keyword in ("minimum", "maximum") and _is_number(argument):
-        if keyword == "minimum":
-            return lambda value: not _is_number(value) or value >= argument
-        return lambda value: not _is_number(value) or value <= argument
+    return check
+
+
+# Each group's function is given the group's keywords and, when the schema's type is that one kind,
+# the kind: a value of another kind then fails; else the keywords pass values of other kinds.
+
+
+def _compile_object(rules: dict[str, Any], kind: str | None) -> Check:
+    required = frozenset(rules.get("required", ()))
+    properties = {name: compile_schema(sub) for name, sub in rules.get("properties", {}).items()}
+    additional = rules.get("additionalProperties", True)
+    closed = additional is False
+    known = frozenset(properties)
+    extra = None if additional is True or closed else compile_schema(additional)
+    names = compile_schema(rules["propertyNames"]) if "propertyNames" in rules else None
+    fewest = int(rules.get("minProperties", 0))
+    other_kinds_pass = kind is None
+    each_value = bool(properties) or extra is not None
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return other_kinds_pass
+        keys = value.keys()
+        if (required and not keys >= required) or (closed and not keys <= known) or len(value) < fewest:
+            return False
+        if names is not None:
+            for name in keys:
+                if not names(name):
+                    return False
+        if each_value:
+            for name, item in value.items():
+                sub = properties.get(name, extra)
+                if sub is not None and not sub(item):
+                    return False
+        return True
+
+    return check
+
+
+def _compile_array(rules: dict[str, Any], kind: str | None) -> Check:
+    item_check = compile_schema(rules["items"])
+    other_kinds_pass = kind is None
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, list):
+            return other_kinds_pass
+        for item in value:  # noqa: SIM110
+            if not item_check(item):
+                return False
+        return True
+
+    return check
+
+
+def _compile_string(rules: dict[str, Any], kind: str | None) -> Check:
+    search = re.compile(rules["pattern"]).search if "pattern" in rules else None
+    shortest = int(rules.get("minLength", 0))
+    longest = int(rules["maxLength"]) if "maxLength" in rules else None
+    other_kinds_pass = kind is None
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, str):
+            return other_kinds_pass
+        if len(value) < shortest or (longest is not None and len(value) > longest):
+            return False
+        return search is None or search(value) is not None
+
+    return check
+
+
+def _compile_number(rules: dict[str, Any], kind: str | None) -> Check:
+    lowest, highest = rules.get("minimum"), rules.get("maximum")
+    if not all(bound is None or _is_number(bound) for bound in (lowest, highest)):
+        raise _Uncompilable("minimum/maximum")
+    is_kind = _is_integer if kind == "integer" else _is_number
+    other_kinds_pass = kind is None
+
+    def check(value: Any) -> bool:
+        if not is_kind(value):
+            return other_kinds_pass
+        return (lowest is None or value >= lowest) and (highest is None or value <= highest)
+
+    return check
+
+
+_GroupCompiler = Callable[[dict[str, Any], str | None], Check]
+# (the kinds of value the keywords are about, the keywords, what compiles them into one check)
+_KEYWORD_GROUPS: tuple[tuple[tuple[str, ...], tuple[str, ...], _GroupCompiler], ...] = (
+    (
+        ("object",),
+        ("required", "properties", "additionalProperties", "propertyNames", "minProperties"),
+        _compile_object,
+    ),
+    (("array",), ("items",), _compile_array),
+    (("string",), ("pattern", "minLength", "maxLength"), _compile_string),
+    (("number", "integer"), ("minimum", "maximum"), _compile_number),
+)
+
+
+def _compile_keyword(keyword: str, argument: Any) -> Check:
+    """A keyword of no group (any other is ``_Uncompilable``: ``prefixItems`` or
+    ``patternProperties`` among them, which change what ``items`` and ``additionalProperties`` mean)."""
     if keyword == "enum" and all(isinstance(option, str) for option in argument):
         options = frozenset(argument)
         return lambda value: isinstance(value, str) and value in options
@@ -826,7 +918,15 @@ def _compile_keyword(keyword: str, argument: Any, schema: dict[str, Any]) -> Che
         return lambda value: isinstance(value, str) and value == argument
     if keyword == "oneOf":
         alternatives = [compile_schema(sub) for sub in argument]
-        return lambda value: sum(1 for alternative in alternatives if alternative(value)) == 1
+
+        def one_of(value: Any) -> bool:
+            passed = 0
+            for alternative in alternatives:
+                if alternative(value):
+                    passed += 1
+            return passed == 1
+
+        return one_of
     raise _Uncompilable(keyword)
 
 
