@@ -9,10 +9,11 @@ implement how one stage is run and awaited.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -219,26 +220,27 @@ def _run_step(
     step: Sequence[Stage], backend: Backend, *, cancel: threading.Event, report: Reporter, number: int
 ) -> list[StageResult]:
     # Every stage of a step starts at once (Bodywork ran batch before service stages; nothing needs that).
-    running: dict[Future[StageResult], int] = {}
+    finished: queue.SimpleQueue[Future[StageResult]] = queue.SimpleQueue()  # in the order they end
+    index_of: dict[Future[StageResult], int] = {}
     for index, stage in enumerate(step):
         report(Progress(ProgressKind.STAGE_STARTED, number, (stage.name,)))
-        running[backend.start_stage(stage, cancel=cancel)] = index
+        future = backend.start_stage(stage, cancel=cancel)
+        index_of[future] = index
+        future.add_done_callback(finished.put)
     results: list[StageResult | None] = [None] * len(step)
     errors: list[tuple[int, BaseException]] = []
-    pending = set(running)
-    while pending:
-        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-        for future in sorted(done, key=running.__getitem__):
-            index = running[future]
-            error = future.exception()
-            if error is not None:
-                # The run can't go on (the cluster refused us, or went away): stop the step's other
-                # stages now, as on Ctrl+C, instead of letting them run to the end before anyone is told.
-                cancel.set()
-                errors.append((index, error))
-                continue
-            results[index] = future.result()
-            report(Progress(ProgressKind.STAGE_FINISHED, number, (step[index].name,), results[index]))
+    for _ in step:
+        future = finished.get()
+        index = index_of[future]
+        error = future.exception()
+        if error is not None:
+            # The run can't go on (the cluster refused us, or went away): stop the step's other
+            # stages now, as on Ctrl+C, instead of letting them run to the end before anyone is told.
+            cancel.set()
+            errors.append((index, error))
+            continue
+        results[index] = future.result()
+        report(Progress(ProgressKind.STAGE_FINISHED, number, (step[index].name,), results[index]))
     if errors:
         raise min(errors, key=lambda indexed: indexed[0])[1]  # the first stage's, in the step's order
     return [result for result in results if result is not None]

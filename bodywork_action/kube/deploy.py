@@ -235,6 +235,17 @@ class ClusterBackend:
             stage_label=render.LABEL_NAME,
         )
 
+    def start_watching(self) -> None:
+        """Open, before the first step, the shared watch of each kind the selected stages will wait on:
+        their listings then overlap the first creates instead of preceding them."""
+        stages = [s for s in self.pipeline.dag_stages if self.plan.selection.includes(s.name)]
+        kinds = [POD]
+        if any(stage.kind is StageKind.BATCH for stage in stages):
+            kinds.append(JOB)
+        if any(stage.kind is StageKind.SERVICE for stage in stages):
+            kinds.append(DEPLOYMENT)
+        self.watches.start(kinds)
+
     def close(self) -> None:
         """End the deployment's shared watches and workers (after the executor returned, rollbacks
         included)."""
@@ -1094,6 +1105,7 @@ def _run_deployment(
                 progress=progress,
             )
             backend.applied_before = applied
+            backend.start_watching()
             result = execute(
                 pipeline,
                 backend,
