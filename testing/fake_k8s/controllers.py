@@ -440,13 +440,13 @@ class Controllers:
 
     # ------------------------------------------------------------------ ReplicaSet controller
     def sync_rs(self, ns: str, name: str) -> None:
-        rs = self.store.find(RSS, ns, name)
+        rs = self.store.peek(RSS, ns, name)
         if rs is None:
             return
         uid = rs["metadata"]["uid"]
         pods = [
             p
-            for p in self.store.owned(PODS, ns, uid)
+            for p in self.store.owned(PODS, ns, uid, copy=False)
             if (controller_of(p) or {}).get("uid") == uid and is_active(p)
         ]
         want = rs["spec"].get("replicas", 1)
@@ -494,19 +494,23 @@ class Controllers:
     def _deployment_of(self, rs: dict) -> dict | None:
         ref = controller_of(rs)
         if ref and ref["kind"] == "Deployment":
-            return self.store.find(DEPLOYS, rs["metadata"]["namespace"], ref["name"])
+            return self.store.peek(DEPLOYS, rs["metadata"]["namespace"], ref["name"])
         return None
 
     # ------------------------------------------------------------------ Deployment controller
     def sync_deployment(self, ns: str, name: str) -> None:
-        d = self.store.find(DEPLOYS, ns, name)
+        d = self.store.peek(DEPLOYS, ns, name)
         if d is None or d["spec"].get("paused"):
             return
         uid, spec = d["metadata"]["uid"], d["spec"]
         desired = spec.get("replicas", 1)
         template = spec["template"]
         h = template_hash(template)
-        rss = [r for r in self.store.owned(RSS, ns, uid) if (controller_of(r) or {}).get("uid") == uid]
+        rss = [
+            r
+            for r in self.store.owned(RSS, ns, uid, copy=False)
+            if (controller_of(r) or {}).get("uid") == uid
+        ]
         revisions = [
             int((r["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", 0))
             for r in rss
@@ -596,7 +600,11 @@ class Controllers:
                 for r in old:
                     self._scale(d, r, 0)
         # status
-        rss = [r for r in self.store.owned(RSS, ns, uid) if (controller_of(r) or {}).get("uid") == uid]
+        rss = [
+            r
+            for r in self.store.owned(RSS, ns, uid, copy=False)
+            if (controller_of(r) or {}).get("uid") == uid
+        ]
         new_rs = next((r for r in rss if r["metadata"]["name"] == new_name), new_rs)
         st = [r.get("status") or {} for r in rss]
         total = sum(s.get("replicas", 0) for s in st)

@@ -21,6 +21,7 @@ import json
 import random
 import re
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -45,8 +46,17 @@ def _same(obj: dict) -> dict:
     return obj
 
 
+_NOW_ISO: tuple[int, str] = (-1, "")
+
+
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current second, as the API server writes timestamps (formatted once per second: a thousand
+    stages ask for it tens of thousands of times)."""
+    global _NOW_ISO
+    second = int(time.time())
+    if _NOW_ISO[0] != second:
+        _NOW_ISO = (second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _NOW_ISO[1]
 
 
 class ApiError(Exception):
@@ -548,7 +558,14 @@ class Store:
             current = self._bucket(res).get(self._key(res, ns, name))
             if current is None:
                 return None
-            obj = copy.deepcopy(current)
+            if subresource == "status":
+                # Only the status (and metadata) of a status write is kept: the rest is shared with
+                # the stored object, which `fn` may read but must not edit.
+                obj = dict(current)
+                obj["metadata"] = copy.deepcopy(current["metadata"])
+                obj["status"] = copy.deepcopy(current.get("status") or {})
+            else:
+                obj = copy.deepcopy(current)
             fn(obj)
             return self.update(res, ns, name, obj, subresource, check_rv=False, _owned=True)
 
