@@ -58,12 +58,7 @@ REQUESTS_PER_STAGE_GOAL = 2.0
 CPU_PER_STAGE_GOAL_MS = 5.0
 RSS_GOAL_MB = 150.0
 PROCESS_OVERHEAD_GOAL_S = 0.5  # `bodywork-action deploy`, whole process, beyond the critical path
-CLI_BODYWORK_YAML = """\
-version: "1.1"
-pipeline:
-  name: bench
-  docker_image: python:3.11-slim
-  DAG: a >> b,c >> d
+DAG4_STAGES_YAML = """\
 stages:
   a: {executable_module_path: a.py, cpu_request: 0.25, memory_request_mb: 100,
       batch: {max_completion_time_seconds: 60, retries: 0}}
@@ -76,6 +71,16 @@ stages:
 logging:
   log_level: INFO
 """
+CLI_BODYWORK_YAML = (
+    """\
+version: "1.1"
+pipeline:
+  name: bench
+  docker_image: python:3.11-slim
+  DAG: a >> b,c >> d
+"""
+    + DAG4_STAGES_YAML
+)
 
 
 # ---------------------------------------------------------------------------------------------- child
@@ -377,25 +382,17 @@ def report_scale(bench: benchlib.Bench, key: str, results: list[dict[str, Any]])
         )
 
 
-BODYWORK_30_YAML = """\
+BODYWORK_30_YAML = (
+    """\
 version: "1.1"
 pipeline:
   name: bench
   docker_image: bodyworkml/bodywork-core:3.0
   DAG: a >> b,c >> d
   usage_stats: false
-stages:
-  a: {executable_module_path: a.py, cpu_request: 0.25, memory_request_mb: 100,
-      batch: {max_completion_time_seconds: 60, retries: 0}}
-  b: {executable_module_path: b.py, cpu_request: 0.25, memory_request_mb: 100,
-      batch: {max_completion_time_seconds: 60, retries: 0}}
-  c: {executable_module_path: c.py, cpu_request: 0.25, memory_request_mb: 100,
-      service: {max_startup_time_seconds: 60, replicas: 1, port: 8000, ingress: false}}
-  d: {executable_module_path: d.py, cpu_request: 0.25, memory_request_mb: 100,
-      service: {max_startup_time_seconds: 60, replicas: 1, port: 8000, ingress: true}}
-logging:
-  log_level: INFO
 """
+    + DAG4_STAGES_YAML
+)
 
 BASELINE_STUBS = (
     "Bodywork 3.0.12 runs its own run_workflow unchanged, with STUBS for what the fake cannot answer: "
