@@ -1209,13 +1209,12 @@ class ObjectWatch:
         if self._closed.is_set():
             response.close()
             return
-        buffer = b""
+        buffer = b""  # an event cut by a chunk's end, completed by the next chunk
         try:
             for chunk in response.stream(amt=None, decode_content=False):
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if line.strip():
+                *lines, buffer = (buffer + chunk).split(b"\n")  # one pass, however many events it holds
+                for line in lines:
+                    if line and not line.isspace():
                         yield self._parse(line)
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             if self._closed.is_set():
