@@ -345,3 +345,196 @@ def test_server_choice_and_workers_per_backend():
     assert "MLFLOW_GUNICORN_OPTS" not in waitress and "MLFLOW_UVICORN_OPTS" not in waitress
     with pytest.raises(ms.ConfigError):
         launch({"MLFLOW_SERVER_SGI": "hypercorn"})
+
+
+def _filled(message_class, rng, depth=0):
+    """A message of `message_class` with random values in a random subset of its fields."""
+    from google.protobuf.descriptor import FieldDescriptor as F
+
+    def scalar(field):
+        kind = field.cpp_type
+        if kind == F.CPPTYPE_STRING:
+            return b"\x00\xff" if field.type == F.TYPE_BYTES else rng.choice(["", "x", 'é"\n'])
+        if kind == F.CPPTYPE_BOOL:
+            return rng.choice([True, False])
+        if kind == F.CPPTYPE_INT32:
+            return rng.choice([0, -5, 2**31 - 1])
+        if kind == F.CPPTYPE_INT64:
+            return rng.choice([0, -5, 2**62])
+        if kind in (F.CPPTYPE_UINT32, F.CPPTYPE_UINT64):
+            return rng.choice([0, 7])
+        if kind in (F.CPPTYPE_DOUBLE, F.CPPTYPE_FLOAT):
+            return rng.choice([0.1, 1 / 3, float("nan"), float("inf"), -float("inf"), -1.5])
+        return rng.choice([v.number for v in field.enum_type.values])
+
+    message = message_class()
+    for field in message.DESCRIPTOR.fields:
+        if rng.random() < 0.3 or (field.cpp_type == F.CPPTYPE_MESSAGE and depth > 3):
+            continue
+        try:
+            if field.cpp_type == F.CPPTYPE_MESSAGE and field.message_type.GetOptions().map_entry:
+                key_field, value_field = (field.message_type.fields_by_name[n] for n in ("key", "value"))
+                key = "k" if key_field.cpp_type == F.CPPTYPE_STRING else 3
+                entries = getattr(message, field.name)
+                if value_field.cpp_type == F.CPPTYPE_MESSAGE:
+                    entries[key].CopyFrom(_filled(value_field.message_type._concrete_class, rng, depth + 1))
+                else:
+                    entries[key] = scalar(value_field)
+            elif field.cpp_type == F.CPPTYPE_MESSAGE:
+                value_class = field.message_type._concrete_class
+                if field.is_repeated:
+                    getattr(message, field.name).extend([_filled(value_class, rng, depth + 1) for _ in "ab"])
+                else:
+                    getattr(message, field.name).CopyFrom(_filled(value_class, rng, depth + 1))
+            elif field.is_repeated:
+                getattr(message, field.name).extend([scalar(field), scalar(field)])
+            else:
+                setattr(message, field.name, scalar(field))
+        except (TypeError, ValueError, AttributeError):
+            pass  # e.g. a value out of a field's range: leave the field unset
+    return message
+
+
+def test_fast_json_is_byte_for_byte_mlflows_for_every_message_of_its_rest_api():
+    """message_to_dict + compact json.dumps against MLflow's message_to_json (compact): every message
+    type of the tracking and registry services, empty and randomly filled (maps, enums, NaN and
+    infinities, int64, bytes, nested and repeated messages); the rest falls back to MLflow's."""
+    import random
+
+    import google.protobuf.message
+    from mlflow.protos import model_registry_pb2, service_pb2
+    from mlflow.utils.proto_json_utils import message_to_json
+
+    classes = [
+        value
+        for module in (service_pb2, model_registry_pb2)
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, google.protobuf.message.Message)
+    ]
+    rng = random.Random(15)
+    messages = [cls() for cls in classes] + [_filled(rng.choice(classes), rng) for _ in range(1500)]
+    compared = fallbacks = 0
+    for message in messages:
+        try:
+            expected = message_to_json(message, pretty=False)
+        except Exception:  # e.g. a random Timestamp: protobuf refuses to print it
+            continue
+        try:
+            got = json.dumps(ms.message_to_dict(message), separators=(",", ":"))
+        except ms.NotPlainMessage:
+            fallbacks += 1
+            continue
+        compared += 1
+        assert got == expected, type(message).__name__
+    assert compared > 1000 and fallbacks > 0
+    with pytest.raises(ms.NotPlainMessage):
+        ms.message_to_dict("not a message")
+
+
+def test_missing_auth_module_is_remembered_as_off():
+    modules: dict = {}
+    assert ms.remember_missing_auth(modules=modules, have_module=have("flask_wtf")) is False
+    assert ms.remember_missing_auth(modules=modules, have_module=have()) is True
+    stand_in = modules["mlflow.server.auth"]
+    assert stand_in.auth_config is None  # what search_runs asks: no filtering, as when the import fails
+    assert ms.remember_missing_auth(modules=modules, have_module=have()) is False
+
+
+@pytest.mark.filterwarnings("ignore")  # the real import loads MLflow's FastAPI app (a Starlette warning)
+def test_missing_auth_stand_in_still_raises_mlflows_import_error(monkeypatch):
+    pytest.importorskip("mlflow.server")
+    if ms.module_available("flask_wtf"):
+        pytest.skip("Flask-WTF is installed: mlflow.server.auth imports")
+    monkeypatch.delitem(sys.modules, "mlflow.server.auth", raising=False)
+    assert ms.remember_missing_auth() is True
+    from mlflow.server import auth
+
+    assert auth.auth_config is None
+    with pytest.raises(ImportError, match="Flask-WTF"):
+        from mlflow.server.auth import bootstrap_admin_user  # noqa: F401
+    assert sys.modules["mlflow.server.auth"] is auth  # still the stand-in afterwards
+
+
+def metric_writes_scenario(uri: str, artifacts: str) -> tuple:
+    """What the store returns and holds after a sequence of metric writes, good and bad."""
+    import math
+
+    from mlflow.entities import Metric
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore(uri, artifacts)
+    run = store.create_run(store.create_experiment("e"), "u", 0, [], "r").info.run_id
+    t = 1000
+    calls = [
+        lambda: store.log_metric(run, Metric("a", 1.0, t, 0)),
+        lambda: store.log_metric(run, Metric("a", 1.0, t, 0)),  # the same metric again
+        lambda: store.log_batch(
+            run,
+            [
+                Metric("a", 2.0, t, 1),
+                Metric("a", 0.5, t, 0),
+                Metric("b", math.nan, t, 3),
+                Metric("b", math.inf, t, 3),
+                Metric("c", 5.0, t + 5, 2),
+                Metric("c", 4.0, t + 9, 2),
+                Metric("c", 4.0, t + 9, 2),
+            ],
+            [],
+            [],
+        ),
+        lambda: store.log_batch(run, [Metric("a", 2.0, t, 1), Metric("d", 7.0, t, 0)], [], []),  # half known
+        lambda: store.log_metric(run, Metric("a", 9.0, t - 5, 1)),  # same step, older: not the latest
+        lambda: store.log_metric(run, Metric("a", -math.inf, t + 100, 5)),
+        lambda: store.log_metric(run, Metric("", 1.0, t, 0)),  # invalid name
+        lambda: store.log_metric("0" * 32, Metric("z", 1.0, t, 0)),  # no such run
+        lambda: store.delete_run(run),
+        lambda: store.log_metric(run, Metric("x", 1.0, t, 0)),  # a deleted run
+        lambda: store.restore_run(run),
+    ]
+    outcomes = []
+    for call in calls:
+        try:
+            call()
+            outcomes.append("ok")
+        except MlflowException as error:
+            outcomes.append((error.error_code, str(error).replace(run, "RUN")))
+    latest = sorted((m.key, repr(m.value), m.timestamp, m.step) for m in store.get_run(run).data._metric_objs)
+    history = {
+        key: sorted((repr(m.value), m.timestamp, m.step) for m in store.get_metric_history(run, key))
+        for key in "abcd"
+    }
+    store.engine.dispose()
+    return outcomes, latest, history
+
+
+def test_fast_metric_writes_give_what_mlflows_own_gives_on_sqlite(tmp_path, monkeypatch):
+    from mlflow.store.tracking import sqlalchemy_store
+
+    expected = metric_writes_scenario(f"sqlite:///{tmp_path / 'a.db'}", str(tmp_path / "art"))
+    monkeypatch.setattr(
+        sqlalchemy_store.SqlAlchemyStore,
+        "_log_metrics_once",
+        sqlalchemy_store.SqlAlchemyStore._log_metrics_once,
+    )
+    assert ms.fast_metric_writes(sqlalchemy_store) is True
+    assert ms.fast_metric_writes(sqlalchemy_store) is False  # once only
+    assert metric_writes_scenario(f"sqlite:///{tmp_path / 'b.db'}", str(tmp_path / "art")) == expected
+    assert expected[1][0] == ("a", "-1.7976931348623157e+308", 1100, 5)
+
+
+def test_fast_metric_writes_give_what_mlflows_own_gives_on_postgresql(postgres, tmp_path, monkeypatch):
+    from mlflow.store.tracking import sqlalchemy_store
+
+    uris = [
+        postgres.create_database(name, "pw").replace("postgresql://", "postgresql+psycopg2://")
+        for name in ("fast_metrics_a", "fast_metrics_b")
+    ]
+    expected = metric_writes_scenario(uris[0], str(tmp_path / "art"))
+    monkeypatch.setattr(
+        sqlalchemy_store.SqlAlchemyStore,
+        "_log_metrics_once",
+        sqlalchemy_store.SqlAlchemyStore._log_metrics_once,
+    )
+    assert ms.fast_metric_writes(sqlalchemy_store) is True
+    assert metric_writes_scenario(uris[1], str(tmp_path / "art")) == expected
