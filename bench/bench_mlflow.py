@@ -327,8 +327,8 @@ def bench_backend(bench: benchlib.Bench, backend: str, args: argparse.Namespace,
         if postgres is not None:
             postgres.stop()
     workers = {
-        "sqlite": "gunicorn, 1 worker x 8 threads (SQLite: one writer)",
-        "postgresql": "gunicorn, 2 workers x 8 threads (both cores)",
+        "sqlite": "gunicorn, 4 workers x 8 threads (SQLite in WAL)",
+        "postgresql": "gunicorn, 4 workers x 8 threads",
     }.get(backend, "")
     print(f"{backend}: stock mlflow server (defaults) vs mlflow_server.py ({workers})", flush=True)
     for key in [f"1.{c}" for c in CALLS] + [f"{args.clients}.{c}" for c in CALLS]:

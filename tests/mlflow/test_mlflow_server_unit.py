@@ -27,12 +27,12 @@ def option(argv: list[str], name: str) -> str:
     return argv[len(argv) - 1 - argv[::-1].index(name) + 1]
 
 
-def test_defaults_are_a_local_single_worker_proxied_server():
+def test_defaults_are_a_local_four_worker_proxied_server():
     result = launch({})
     assert result.argv[:4] == ["/py", "-m", "mlflow", "server"]
     assert option(result.argv, "--host") == "0.0.0.0"
     assert option(result.argv, "--port") == "5000"
-    assert option(result.argv, "--workers") == "1"
+    assert option(result.argv, "--workers") == "4"
     assert "--serve-artifacts" in result.argv
     env = result.env
     assert env["MLFLOW_BACKEND_STORE_URI"] == "sqlite:///mlflow.db"
@@ -326,9 +326,10 @@ def test_speedups_hook_runs_after_the_module_loads_and_can_be_turned_off(tmp_pat
 
 
 def test_server_choice_and_workers_per_backend():
-    assert launch({}).env["MLFLOW_WORKERS"] == "1"  # SQLite: one writer
+    assert launch({}).env["MLFLOW_WORKERS"] == "4"  # SQLite in WAL: 4 processes measured best
+    assert launch({"MLFLOW_BACKEND_STORE_URI": "./mlruns"}).env["MLFLOW_WORKERS"] == "1"  # file store
     pg = {"MLFLOW_BACKEND_STORE_URI": "postgresql://u:p@db:5432/m"}
-    assert launch(pg, modules=("psycopg2",)).env["MLFLOW_WORKERS"] == "2"
+    assert launch(pg, modules=("psycopg2",)).env["MLFLOW_WORKERS"] == "4"
     assert launch({**pg, "MLFLOW_WORKERS": "3"}, modules=("psycopg2",)).env["MLFLOW_WORKERS"] == "3"
     uvicorn = launch({"MLFLOW_SERVER_SGI": "uvicorn"}).env
     assert "--no-access-log" in uvicorn["MLFLOW_UVICORN_OPTS"] and "MLFLOW_GUNICORN_OPTS" not in uvicorn

@@ -40,7 +40,7 @@ def test_server_runs_mlflow_cli_with_one_worker_and_no_job_runner(server):
             commands.append(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"))
     assert commands[0][1:4] == [b"-m", b"mlflow", b"server"]  # exec'd: the script's pid is the CLI
     server_processes = [cmd for cmd in commands if b"gunicorn" in cmd]
-    assert len(server_processes) == 2  # gunicorn's arbiter and its one worker (SQLite: one writer)
+    assert len(server_processes) == 5  # gunicorn's arbiter and its 4 workers (SQLite in WAL)
     assert b"gthread" in b" ".join(server_processes[0])
     assert not any(b"uvicorn" in cmd for cmd in commands)
     assert not any(b"huey" in b" ".join(cmd) for cmd in commands)
