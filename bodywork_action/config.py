@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from importlib import resources
-from itertools import accumulate
+from itertools import accumulate, starmap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,34 +128,47 @@ _ScalarNode, _SequenceNode, _MappingNode = yaml.ScalarNode, yaml.SequenceNode, y
 _MAX_CACHED_TAGS = 10_000  # plain scalars whose resolved tag is remembered, per file
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """The safe loader, counting the nodes it composes."""
+_Resolve = Callable[[type[yaml.Node], Any, Any], str]
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.node_count = 0
-        # The same plain scalars recur (keys, 0.5, 100, false): a dict look-up instead of the regexes.
-        self.plain_tags: dict[str, str] = {}
 
-    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
-        """``Resolver.resolve`` for a loader without path resolvers, in fewer steps (it runs per node)."""
-        self.node_count += 1
-        if self.node_count > MAX_NODES:
+def _counting_resolver() -> tuple[_Resolve, Callable[[], int]]:
+    """``Resolver.resolve`` for a loader without path resolvers, in fewer steps (it runs per node),
+    counting the nodes it is asked about; and how many it has counted so far."""
+    count = 0
+    # The same plain scalars recur (keys, 0.5, 100, false): a dict look-up instead of the regexes.
+    plain_tags: dict[str, str] = {}
+
+    def resolve(kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+        nonlocal count
+        count += 1
+        if count > MAX_NODES:
             raise _LimitExceeded(f"the file holds more than {MAX_NODES:,} YAML nodes")
         if kind is not _ScalarNode:
             return _SEQ if kind is _SequenceNode else _MAP
         if not implicit[0]:
             return _STR
-        tag = self.plain_tags.get(value)
+        tag = plain_tags.get(value)
         if tag is None:
             tag = _STR
             for candidate, pattern in _IMPLICIT_RESOLVERS.get(value[:1], ()):
                 if pattern.match(value):
                     tag = candidate
                     break
-            if len(self.plain_tags) < _MAX_CACHED_TAGS:
-                self.plain_tags[value] = tag
+            if len(plain_tags) < _MAX_CACHED_TAGS:
+                plain_tags[value] = tag
         return tag
+
+    return resolve, lambda: count
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """The safe loader, counting the nodes it composes (``node_count()``)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        # The C composer calls ``self.resolve`` for every node: a function kept on the instance is
+        # called as it is (a method would first be bound, and count in an attribute, both slower).
+        self.resolve, self.node_count = _counting_resolver()
 
     # No path resolvers, so nothing to track as the composer descends and ascends. It calls these
     # for every node: C functions that do nothing (``operator.is_(parent, index)``, ``tuple()``) cost
@@ -367,7 +380,7 @@ def _compose(text: str, problems: _Problems) -> tuple[yaml.Node, int] | None:
             nodes: list[yaml.Node] = []
             while len(nodes) < 2 and loader.check_node():
                 nodes.append(loader.get_node())
-            node_count = loader.node_count
+            node_count = loader.node_count()
         finally:
             loader.dispose()
     except _LimitExceeded as exc:
@@ -1321,10 +1334,8 @@ def _build_pipeline(data: dict[str, Any]) -> Pipeline:
             settings=settings,
             args=tuple(raw.get("args") or ()),
             requirements=tuple(raw.get("requirements") or ()),
-            secrets=tuple(SecretEnv(env, secret) for env, secret in (raw.get("secrets") or {}).items()),
-            extra_resources=tuple(
-                sorted((name, quantity_text(q)) for name, q in (raw.get("extra_resources") or {}).items())
-            ),
+            secrets=tuple(starmap(SecretEnv, raw["secrets"].items())) if raw.get("secrets") else (),
+            extra_resources=_extra_resources(raw["extra_resources"]) if raw.get("extra_resources") else (),
         )
     steps, _ = parse_dag(section["DAG"])
     return Pipeline(
@@ -1339,6 +1350,10 @@ def _build_pipeline(data: dict[str, Any]) -> Pipeline:
         usage_stats=section.get("usage_stats", True),
         log_level=data["logging"]["log_level"],
     )
+
+
+def _extra_resources(resources: dict[str, str | int]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, quantity_text(quantity)) for name, quantity in resources.items()))
 
 
 # --- the entry points -------------------------------------------------------------------------------
