@@ -33,6 +33,7 @@ from bodywork_action.errors import (
     ConfigProblem,
     InputError,
     MissingSecrets,
+    format_problems_text,
 )
 from bodywork_action.executor import Progress, ProgressKind
 from bodywork_action.github.inputs import (
@@ -195,7 +196,7 @@ def _validate(inputs: ActionInputs, workspace: Path, run: _Run) -> Pipeline | No
     if problems:
         log.annotate_problems(problems)
     if outcome.pipeline is None:
-        log.info(report.format_problems_text(inputs.config, problems))
+        log.info(format_problems_text(inputs.config, problems))
         run.outputs["status"] = "invalid"
         run.outputs["summary"] = summary.render_one_line_invalid_config(problems, config_path=inputs.config)
         run.summary = summary.render_invalid_config_summary(
@@ -203,7 +204,7 @@ def _validate(inputs: ActionInputs, workspace: Path, run: _Run) -> Pipeline | No
         )
         return None
     if inputs.command == "validate":
-        log.info(report.format_problems_text(inputs.config, problems))
+        log.info(format_problems_text(inputs.config, problems))
     return outcome.pipeline
 
 

@@ -25,6 +25,7 @@ from bodywork_action.errors import (
     ConfigInvalid,
     ConfigProblem,
     InputError,
+    format_problems_text,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,7 +69,7 @@ class Streams:
 
 
 def cmd_validate(args: argparse.Namespace, io: Streams) -> int:
-    from bodywork_action import config, report
+    from bodywork_action import config
 
     outcome = config.read_config(Path(args.file), strict=args.strict, check_files=args.check_files)
     if args.format == "github":
@@ -76,13 +77,13 @@ def cmd_validate(args: argparse.Namespace, io: Streams) -> int:
 
         lines, left_out = format_problem_annotations(outcome.problems)
         io.print("\n".join([*lines, *([format_left_out(left_out)] if left_out else [])]))
-        io.print(report.format_problems_text(outcome.file, outcome.problems).splitlines()[-1])
+        io.print(format_problems_text(outcome.file, outcome.problems).splitlines()[-1])
     elif args.format == "json":
         from bodywork_action.result_document import validate_document
 
         io.emit(validate_document(outcome.file, outcome.problems, pipeline=outcome.pipeline))
     else:
-        io.print(report.format_problems_text(outcome.file, outcome.problems))
+        io.print(format_problems_text(outcome.file, outcome.problems))
     return EXIT_OK if outcome.pipeline is not None else EXIT_INVALID_INPUT
 
 
@@ -436,7 +437,7 @@ def cmd_migrate(args: argparse.Namespace, io: Streams) -> int:
     still needs a person on stderr; exit 0 only when the result is a valid version 1.1 file."""
     import difflib
 
-    from bodywork_action import config, report
+    from bodywork_action import config
     from bodywork_action.migrate import MigrationError, migrate_text
     from bodywork_action.model import SCHEMA_VERSION
 
@@ -472,7 +473,7 @@ def cmd_migrate(args: argparse.Namespace, io: Streams) -> int:
         io.error("still needs a person:")
     for note in migration.notes:
         io.error(f"{shown}:{note.line}: note: {note.message}")
-    io.error(report.format_problems_text(shown, outcome.problems))
+    io.error(format_problems_text(shown, outcome.problems))
     if not args.write:
         io.error("(a preview: rerun with --write to change the file)")
     return EXIT_OK if outcome.pipeline is not None else EXIT_INVALID_INPUT
@@ -955,8 +956,6 @@ def main(
         handler: Command = args.handler
         return handler(args, io)
     except ConfigInvalid as exc:
-        from bodywork_action.report import format_problems_text
-
         text = format_problems_text(exc.file, exc.problems)
         io.error(text)
         return failed(exc.exit_code, "invalid", text.splitlines()[-1], exc.problems)

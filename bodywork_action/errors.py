@@ -44,6 +44,28 @@ class ConfigProblem:
         label = "" if self.severity is Severity.ERROR else "warning: "
         return f"{where}: {label}{visible(self.path) or '<document>'}: {visible(self.message)}"
 
+    def to_json(self) -> dict[str, object]:
+        """As every JSON document shows a problem (``validate --format json``, result.schema.json)."""
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "path": self.path,
+            "message": self.message,
+            "severity": self.severity.value,
+        }
+
+
+def format_problems_text(file: str, problems: Sequence[ConfigProblem]) -> str:
+    """One line per problem, then the verdict (here, not in report.py: ``validate`` stays light)."""
+    lines = [problem.format() for problem in problems]
+    errors = sum(1 for p in problems if p.severity is Severity.ERROR)
+    warnings = len(problems) - errors
+    summary = f"{errors} error{'s' if errors != 1 else ''} in {file}" if errors else f"{file} is valid"
+    if warnings:
+        summary += f" ({warnings} warning{'s' if warnings != 1 else ''})"
+    return "\n".join([*lines, summary])
+
 
 def visible(text: str) -> str:
     """Escape characters a terminal would not show as themselves.

@@ -1,4 +1,5 @@
-"""Terminal formats: validation problems (text, JSON, GitHub annotations), the plan table, results.
+"""Terminal formats: the plan table, results, deletions and failure details (validation problems:
+``errors.format_problems_text``).
 
 Pure functions returning strings; the CLI decides where they go.
 """
@@ -7,36 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bodywork_action.errors import ConfigProblem, Severity
 from bodywork_action.executor import Progress, ProgressKind
 from bodywork_action.model import Pipeline, Stage
 from bodywork_action.overrides import format_stage_resources
 from bodywork_action.results import DeleteResult, DeploymentResult, PipelineState, StageResult
 from bodywork_action.rollback import format_atomic_rollback
 from bodywork_action.selection import EVERY_STAGE, StageSelection
-
-
-def format_problems_text(file: str, problems: Sequence[ConfigProblem]) -> str:
-    lines = [problem.format() for problem in problems]
-    errors = sum(1 for p in problems if p.severity is Severity.ERROR)
-    warnings = len(problems) - errors
-    summary = f"{errors} error{'s' if errors != 1 else ''} in {file}" if errors else f"{file} is valid"
-    if warnings:
-        summary += f" ({warnings} warning{'s' if warnings != 1 else ''})"
-    return "\n".join([*lines, summary])
-
-
-def problem_to_json(problem: ConfigProblem) -> dict[str, object]:
-    """One problem as every JSON document shows it (``validate --format json``, result.schema.json)."""
-    return {
-        "file": problem.file,
-        "line": problem.line,
-        "column": problem.column,
-        "path": problem.path,
-        "message": problem.message,
-        "severity": problem.severity.value,
-    }
-
 
 # --- plan -------------------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 ``{"command", "status", "exit_code", "namespace", "stages", "problems", ...}``: a stage entry is
 ``StageResult.to_json()``, exactly an entry of the action's ``stages`` output; a problem entry is
-``report.problem_to_json``. Each command adds only the fields that mean something for it (``deleted``
+``ConfigProblem.to_json``. Each command adds only the fields that mean something for it (``deleted``
 for delete, ``steps`` for plan...). Pure functions: the CLI prints the document, alone, on stdout.
 """
 
@@ -16,7 +16,6 @@ from typing import Any
 from bodywork_action.diffing import PipelineDiff
 from bodywork_action.errors import EXIT_INVALID_INPUT, EXIT_OK, ConfigProblem, Severity
 from bodywork_action.model import Pipeline, StageKind, StageName
-from bodywork_action.report import problem_to_json
 from bodywork_action.results import (
     LOCAL_TARGET,
     DeleteResult,
@@ -60,7 +59,7 @@ def _document(
         "exit_code": exit_code,
         "namespace": namespace,
         "stages": [stage.to_json() for stage in stages],
-        "problems": [problem_to_json(problem) for problem in problems],
+        "problems": [problem.to_json() for problem in problems],
         **fields,
     }
 

@@ -18,7 +18,6 @@ from bodywork_action.cli import main
 from bodywork_action.errors import ConfigProblem
 from bodywork_action.model import StageKind, StageName
 from bodywork_action.options import describe_duration, parse_duration
-from bodywork_action.report import problem_to_json
 from bodywork_action.result_document import read_schema
 from bodywork_action.results import StageResult
 
@@ -49,7 +48,7 @@ def test_a_stage_entry_is_exactly_the_actions_stages_output_entry() -> None:
     assert set(stage["properties"]) == keys and set(stage["required"]) == keys
     assert stage["additionalProperties"] is False
     problem = read_schema()["$defs"]["problem"]
-    assert set(problem["properties"]) == set(problem_to_json(ConfigProblem("f", 1, 1, "p", "m")))
+    assert set(problem["properties"]) == set(ConfigProblem("f", 1, 1, "p", "m").to_json())
 
 
 def test_validate_json_of_a_valid_file() -> None:
