@@ -438,6 +438,7 @@ def test_missing_auth_module_is_remembered_as_off():
     assert ms.remember_missing_auth(modules=modules, have_module=have()) is True
     stand_in = modules["mlflow.server.auth"]
     assert stand_in.auth_config is None  # what search_runs asks: no filtering, as when the import fails
+    assert not hasattr(stand_in, "__wrapped__")  # introspection gets AttributeError, as from any module
     assert ms.remember_missing_auth(modules=modules, have_module=have()) is False
 
 
@@ -446,14 +447,19 @@ def test_missing_auth_stand_in_still_raises_mlflows_import_error(monkeypatch):
     pytest.importorskip("mlflow.server")
     if ms.module_available("flask_wtf"):
         pytest.skip("Flask-WTF is installed: mlflow.server.auth imports")
+    server = sys.modules["mlflow.server"]
     monkeypatch.delitem(sys.modules, "mlflow.server.auth", raising=False)
-    assert ms.remember_missing_auth() is True
-    from mlflow.server import auth
+    try:
+        assert ms.remember_missing_auth() is True
+        from mlflow.server import auth
 
-    assert auth.auth_config is None
-    with pytest.raises(ImportError, match="Flask-WTF"):
-        from mlflow.server.auth import bootstrap_admin_user  # noqa: F401
-    assert sys.modules["mlflow.server.auth"] is auth  # still the stand-in afterwards
+        assert auth.auth_config is None
+        with pytest.raises(ImportError, match="Flask-WTF"):
+            from mlflow.server.auth import bootstrap_admin_user  # noqa: F401
+        assert sys.modules["mlflow.server.auth"] is auth  # still the stand-in afterwards
+    finally:  # the stand-in belongs to a server process, not to the rest of this test session
+        sys.modules.pop("mlflow.server.auth", None)
+        server.__dict__.pop("auth", None)
 
 
 def metric_writes_scenario(uri: str, artifacts: str) -> tuple:
