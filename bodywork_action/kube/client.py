@@ -1136,18 +1136,18 @@ class ObjectWatch:
         failures = 0
         listed = False
         while not self._closed.is_set():
-            if not listed:
-                listing = self._cluster.read_objects(
-                    self._kind,
-                    namespace=self._namespace,
-                    label_selector=self._label_selector,
-                    field_selector=self._field_selector,
-                )
-                resource_version = listing.resource_version
-                listed = True
-                yield WatchEvent("LISTED", objects=listing.items)
             error: ClusterError | None = None
             try:
+                if not listed:  # a list that failed is retried as a failed stream is re-opened
+                    listing = self._cluster.read_objects(
+                        self._kind,
+                        namespace=self._namespace,
+                        label_selector=self._label_selector,
+                        field_selector=self._field_selector,
+                    )
+                    resource_version = listing.resource_version
+                    listed = True
+                    yield WatchEvent("LISTED", objects=listing.items)
                 for event in self._stream(resource_version):
                     failures = 0
                     resource_version = str((event.object.get("metadata") or {}).get("resourceVersion") or "")
