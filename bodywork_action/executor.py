@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from bodywork_action.interruptible import next_item, result_of
 from bodywork_action.model import Pipeline, Stage
 from bodywork_action.results import DeploymentResult, DeploymentStatus, StageResult, StageStatus
 from bodywork_action.selection import EVERY_STAGE, StageSelection
@@ -150,7 +151,7 @@ def execute(
     if failed_step and failure_stage is not None and not cancel.is_set():
         # Bodywork skips this on Ctrl+C too; with a live cancel there is nobody left to wait for it.
         report(Progress(ProgressKind.FAILURE_STAGE_STARTED, 0, (failure_stage.name,)))
-        on_failure = backend.start_stage(failure_stage, cancel=cancel).result().evolve(run_on_failure=True)
+        on_failure = result_of(backend.start_stage(failure_stage, cancel=cancel)).evolve(run_on_failure=True)
         report(Progress(ProgressKind.STAGE_FINISHED, 0, (failure_stage.name,), on_failure))
         ordered.append(on_failure)
 
@@ -230,7 +231,7 @@ def _run_step(
     results: list[StageResult | None] = [None] * len(step)
     errors: list[tuple[int, BaseException]] = []
     for _ in step:
-        future = finished.get()
+        future = next_item(finished)  # wakes for Ctrl+C / SIGTERM too (interruptible.py)
         index = index_of[future]
         error = future.exception()
         if error is not None:

@@ -6,7 +6,9 @@ makes every branch of the step logic deterministic.
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -153,6 +155,35 @@ def test_an_error_that_ends_the_run_stops_the_other_stages_of_its_step_at_once()
     else:
         raise AssertionError("the refused request should end the run")
     assert sibling_saw_cancel.is_set(), "the sibling ran on instead of being stopped"
+
+
+def test_a_signal_taken_by_another_thread_still_stops_the_run() -> None:
+    # The kernel hands a process's signal to any thread that doesn't block it; Python runs the
+    # handler only on the main thread, and only once that thread wakes. The executor must wake.
+    stage_running = threading.Event()
+
+    class WaitingBackend(ScriptedBackend):
+        def run_stage(self, stage: Stage, *, cancel: threading.Event) -> StageResult:
+            stage_running.set()
+            stopped = cancel.wait(20)  # a stage that runs until told to stop (or 20 s: the test failed)
+            status = StageStatus.CANCELLED if stopped else StageStatus.SUCCEEDED
+            return StageResult(stage.name, stage.kind, status, started_at=1.0)
+
+    cancel = threading.Event()
+
+    def signal_from_another_thread() -> None:
+        stage_running.wait(20)
+        time.sleep(0.5)  # let the main thread settle into its wait (else it may just run the handler)
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # taken by this thread, not main
+
+    previous = signal.signal(signal.SIGUSR1, lambda _signum, _frame: cancel.set())
+    try:
+        threading.Thread(target=signal_from_another_thread, daemon=True).start()
+        result = execute(pipeline("a", batch("a"), name="p"), WaitingBackend(), cancel=cancel)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert result.status is DeploymentStatus.CANCELLED
+    assert result.stages[0].status is StageStatus.CANCELLED, "the handler ran only once the stage ended"
 
 
 ATOMIC = pipeline(

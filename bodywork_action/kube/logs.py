@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from bodywork_action import render
 from bodywork_action.errors import ClusterError
+from bodywork_action.interruptible import next_item
 from bodywork_action.kube.client import (
     DEPLOYMENT,
     JOB,
@@ -194,7 +195,7 @@ class _Reader:
                 thread.start()
             running = len(threads)
             while running:
-                source, item = arrived.get()
+                source, item = next_item(arrived)  # Ctrl+C must end a followed log
                 if item is _END:
                     running -= 1
                 elif isinstance(item, ClusterError):

@@ -27,6 +27,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from bodywork_action.interruptible import result_of
 from bodywork_action.kube.client import Cluster, Kind, ObjectWatch, WatchEvent
 from bodywork_action.reconcile import Obj, object_name
 from bodywork_action.verdicts import Phase, Verdict
@@ -274,7 +275,7 @@ class WatchHub:
         self.subscribe(
             feeds, decide, then, cancel=cancel, deadline_seconds=deadline_seconds, must_see=must_see
         )
-        return outcome.result()
+        return result_of(outcome)  # the caller may be the main thread, which must see Ctrl+C
 
     def close(self) -> None:
         """Close every watch and stop the dispatcher; a subscription still open ends with an error."""

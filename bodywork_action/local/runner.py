@@ -48,6 +48,7 @@ from typing import IO, Any
 from bodywork_action.deadline import Deadline
 from bodywork_action.errors import InputError
 from bodywork_action.executor import Progress, ProgressKind, execute, start_in_thread
+from bodywork_action.interruptible import wait_for
 from bodywork_action.local.ports import (
     LOCAL_HOST,
     PortPlan,
@@ -1094,7 +1095,7 @@ def _serve_until_stopped(
     if stop is not None:
         # An injected stop (tests, embedding) ends the wait like Ctrl+C does.
         threading.Thread(target=_relay_event, args=(stop, backend.services_done), daemon=True).start()
-    backend.services_done.wait()
+    wait_for(backend.services_done)  # Ctrl+C must reach this (interruptible.py)
     exited = [s for s in services if s.process.poll() is not None and not s.stopping]
     if not exited:
         return replace(result, message="services stopped")

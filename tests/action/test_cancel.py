@@ -36,6 +36,7 @@ def test_sigterm_deletes_the_running_job_writes_every_output_and_frees_the_lock(
         "INPUT_SECRETS": "db-credentials: DB_PASSWORD, TLS_KEY",
         "DB_PASSWORD": "not-a-real-password",
         "TLS_KEY": "not-a-real-key",
+        "PYTHONFAULTHANDLER": "1",  # SIGABRT below prints every thread's stack if the stop never comes
     }
     process = subprocess.Popen(
         [sys.executable, str(ENTRYPOINT)],
@@ -52,7 +53,13 @@ def test_sigterm_deletes_the_running_job_writes_every_output_and_frees_the_lock(
             time.sleep(0.1)
         assert process.poll() is None, process.communicate()
         process.send_signal(signal.SIGTERM)
-        stdout, _ = process.communicate(timeout=60)
+        try:
+            stdout, _ = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            stdout, stderr = process.communicate()
+            threads = f"its threads:\n{stderr}\n{stdout}"
+            raise AssertionError(f"still running 60 s after SIGTERM; {threads}") from None
     finally:
         if process.poll() is None:
             process.kill()
