@@ -9,7 +9,11 @@ annotations and (for "unschedulable") nodeSelector to put on a pod or pod templa
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from typing import Any
+
+import yaml
 
 LABEL = "stage.bodywork.test/behaviour"
 EXIT_CODE_ANNOTATION = "stage.bodywork.test/exit-code"
@@ -46,3 +50,49 @@ def apply_behaviour(pod_or_template: dict[str, Any], behaviour: str, exit_code: 
     if fields["node_selector"]:
         pod_or_template.setdefault("spec", {}).setdefault("nodeSelector", {}).update(fields["node_selector"])
     return pod_or_template
+
+
+# The pipeline a Bodywork pod belongs to, as the deploy labels it (bodywork_action/render.py).
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+
+
+def timed_pipeline_stages(stages_text: str, timed_pipelines: Mapping[str, float]) -> str:
+    """``stages_text`` (stages.yaml) with the pods of ``timed_pipelines`` (pipeline label -> seconds)
+    taking that long: a Job's pod runs at once and succeeds after the seconds, a Deployment's pod
+    becomes Running+Ready after them. Other pods keep the stages as written.
+
+    kwok reads its stages once, at start: a benchmark names its pipelines when it starts the cluster.
+    """
+    if not timed_pipelines:
+        return stages_text
+    documents = [d for d in yaml.safe_load_all(stages_text) if d]
+    by_name = {d["metadata"]["name"]: d for d in documents}
+    ready, complete = by_name["bodywork-pod-ready"], by_name["bodywork-pod-complete-job"]
+    part_of = f'.metadata.labels["{PART_OF_LABEL}"]'
+    owner = ".metadata.ownerReferences.[].kind"
+    timed = sorted(timed_pipelines)
+    for stage in (ready, complete):  # the stages as written leave the timed pipelines alone
+        stage["spec"]["selector"]["matchExpressions"].append(
+            {"key": part_of, "operator": "NotIn", "values": timed}
+        )
+    derived = []
+    for pipeline, seconds in sorted(timed_pipelines.items()):
+        delay = {"durationMilliseconds": round(seconds * 1000)}
+        mine = {"key": part_of, "operator": "In", "values": [pipeline]}
+        variants = [
+            (ready, "job-running", {"key": owner, "operator": "In", "values": ["Job"]}, None),
+            (ready, "service-ready", {"key": owner, "operator": "NotIn", "values": ["Job"]}, delay),
+            (complete, "job-complete", None, delay),
+        ]
+        for base, suffix, extra, wait in variants:
+            stage = copy.deepcopy(base)
+            stage["metadata"]["name"] = f"timed-{pipeline}-{suffix}"
+            expressions = stage["spec"]["selector"]["matchExpressions"]
+            expressions[-1] = mine  # in place of the NotIn added above
+            if extra is not None:
+                expressions.append(extra)
+            stage["spec"].pop("delay", None)
+            if wait is not None:
+                stage["spec"]["delay"] = wait
+            derived.append(stage)
+    return yaml.safe_dump_all([*documents, *derived], sort_keys=False)

@@ -23,7 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from testing.cluster.behaviours import apply_behaviour, behaviour_fields
+from testing.cluster.behaviours import apply_behaviour, behaviour_fields, timed_pipeline_stages
 
 HERE = Path(__file__).resolve().parent
 STAGES_FILE = HERE / "stages.yaml"
@@ -280,6 +280,7 @@ class ControlPlane:
         keep_workdir: bool = False,
         progress: Callable[[str], None] | None = None,
         ready_timeout: float = 120.0,
+        timed_pipelines: Mapping[str, float] | None = None,
     ) -> None:
         self.bin_dir = Path(bin_dir)
         self._own_workdir = workdir is None
@@ -289,6 +290,8 @@ class ControlPlane:
         self.keep_workdir = keep_workdir
         self.progress = progress or (lambda _msg: None)
         self.ready_timeout = ready_timeout
+        # pipeline label -> seconds its stages take (behaviours.timed_pipeline_stages; benchmarks)
+        self.timed_pipelines = dict(timed_pipelines or {})
         self.components: dict[str, Component] = {}
         self.token = secrets.token_hex(24)
         self.pod_logs_path = self.workdir / "pod-logs.log"
@@ -298,6 +301,7 @@ class ControlPlane:
         self.startup_seconds = 0.0
         self._ssl: ssl.SSLContext | None = None
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self._started = False
         self._stopped = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -308,6 +312,8 @@ class ControlPlane:
         self.stop()
 
     def start(self) -> ControlPlane:
+        if self._started:  # ``with start_control_plane(...)``: a second etcd on the same data
+            return self  # directory would wait for its lock forever
         atexit.register(self.stop)
         t0 = time.monotonic()
         try:
@@ -316,6 +322,7 @@ class ControlPlane:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - t0
+        self._started = True
         self.progress(f"control plane ready in {self.startup_seconds:.1f}s at {self.server_url}")
         return self
 
@@ -349,7 +356,8 @@ class ControlPlane:
         }
         self.pod_logs_path.write_text("")
         kwok_config = w / "kwok.yaml"
-        kwok_config.write_text(STAGES_FILE.read_text() + "\n---\n" + yaml.safe_dump(self._cluster_logs()))
+        stages = timed_pipeline_stages(STAGES_FILE.read_text(), self.timed_pipelines)
+        kwok_config.write_text(stages + "\n---\n" + yaml.safe_dump(self._cluster_logs()))
 
         self.progress("starting etcd")
         self._spawn(

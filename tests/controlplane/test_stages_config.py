@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from testing.cluster.behaviours import BEHAVIOURS, LABEL, UNSCHEDULABLE_NODE_LABEL, apply_behaviour
+from testing.cluster.behaviours import (
+    BEHAVIOURS,
+    LABEL,
+    PART_OF_LABEL,
+    UNSCHEDULABLE_NODE_LABEL,
+    apply_behaviour,
+    timed_pipeline_stages,
+)
 from testing.cluster.launcher import STAGES_FILE
 
 
@@ -39,3 +46,38 @@ def test_apply_behaviour_sets_label_annotation_and_node_selector() -> None:
     assert stuck["spec"]["nodeSelector"] == {UNSCHEDULABLE_NODE_LABEL: "true"}
     with pytest.raises(ValueError, match="unknown behaviour"):
         apply_behaviour({}, "explode")
+
+
+def test_timed_pipelines_get_their_own_delays_and_the_stages_as_written_leave_them_alone() -> None:
+    assert timed_pipeline_stages(STAGES_FILE.read_text(), {}) == STAGES_FILE.read_text()
+    stages = {
+        s["metadata"]["name"]: s
+        for s in yaml.safe_load_all(
+            timed_pipeline_stages(STAGES_FILE.read_text(), {"slow": 5, "slower": 7.5})
+        )
+    }
+    part_of = f'.metadata.labels["{PART_OF_LABEL}"]'
+
+    def selects(stage: dict, operator: str) -> list[str]:
+        expressions = stage["spec"]["selector"]["matchExpressions"]
+        return [
+            v for e in expressions if e["key"] == part_of and e["operator"] == operator for v in e["values"]
+        ]
+
+    for written in ("bodywork-pod-ready", "bodywork-pod-complete-job"):
+        assert selects(stages[written], "NotIn") == ["slow", "slower"]
+    for pipeline, milliseconds in (("slow", 5000), ("slower", 7500)):
+        running, ready, complete = (
+            stages[f"timed-{pipeline}-{suffix}"]
+            for suffix in ("job-running", "service-ready", "job-complete")
+        )
+        assert all(
+            selects(s, "In") == [pipeline] and not selects(s, "NotIn") for s in (running, ready, complete)
+        )
+        assert "delay" not in running["spec"]  # a Job's pod runs at once...
+        assert complete["spec"]["delay"] == {"durationMilliseconds": milliseconds}  # ...and succeeds later
+        assert ready["spec"]["delay"] == {
+            "durationMilliseconds": milliseconds
+        }  # a service's pod: ready later
+    other = [n for n in stages if n not in ("bodywork-pod-ready", "bodywork-pod-complete-job")]
+    assert all(not selects(stages[n], "NotIn") for n in other)  # nothing else was touched
