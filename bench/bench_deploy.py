@@ -130,14 +130,16 @@ def child(args: argparse.Namespace) -> int:
                 stages.append(stage(name, BatchSettings(600, 0)))
     dag = " >> ".join(",".join(step) for step in layout)
     steps_t = tuple(tuple(StageName(n) for n in step) for step in layout)
-    pipeline = Pipeline("bench", "python:3.11-slim", dag, steps_t, {s.name: s for s in stages})
+    pipeline = Pipeline(args.name, "python:3.11-slim", dag, steps_t, {s.name: s for s in stages})
 
+    started_at: dict[str, float] = {}
     noticed_at: dict[str, float] = {}
 
     def report(progress: Progress) -> None:
-        if progress.kind is ProgressKind.STAGE_FINISHED:
+        if progress.kind in (ProgressKind.STAGE_STARTED, ProgressKind.STAGE_FINISHED):
+            seen = started_at if progress.kind is ProgressKind.STAGE_STARTED else noticed_at
             for name in progress.stages:
-                noticed_at.setdefault(name, time.time())
+                seen.setdefault(name, time.time())
 
     peak = {"threads": threading.active_count(), "fds": 0}
     sampling = threading.Event()
@@ -170,6 +172,7 @@ def child(args: argparse.Namespace) -> int:
             "deploy_cpu": deploy_cpu,
             "import_wall": import_wall,
             "import_cpu": import_cpu,
+            "started_at": started_at,
             "noticed_at": noticed_at,
             "stages": len(stages),
             "steps": len(layout),
@@ -306,26 +309,16 @@ def run_scenario(
     timeout: float,
     deploy_argv: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    results, errors = [], []
-    for run in range(runs):
-        started = time.perf_counter()
-        res = one_run(scenario, ready, run, timeout, deploy_argv=deploy_argv)
-        took = time.perf_counter() - started
-        if "error" in res:
-            errors.append(res["error"])
-            print(f"  {key} run {run + 1}/{runs}: FAILED after {took:.1f}s: {res['error'][:300]}", flush=True)
-            if len(errors) >= 2 and not results:
-                break  # the same failure twice: no figure will come of this scenario
-            continue
-        results.append(res)
-        print(
-            f"  {key} run {run + 1}/{runs}: wall {res['wall']:.2f}s, tool CPU {res['process_cpu']:.2f}s, "
-            f"fake CPU {res['fake_cpu'] or 0:.2f}s, {benchlib.load_text()}",
-            flush=True,
-        )
-    if errors:
-        bench.extra.setdefault("errors", {})[key] = errors
-    return results
+    return benchlib.collect_runs(
+        bench,
+        key,
+        runs,
+        lambda run: one_run(scenario, ready, run, timeout, deploy_argv=deploy_argv),
+        lambda res: (
+            f"wall {res['wall']:.2f}s, tool CPU {res['process_cpu']:.2f}s, "
+            f"fake CPU {res['fake_cpu'] or 0:.2f}s"
+        ),
+    )
 
 
 def report_scale(bench: benchlib.Bench, key: str, results: list[dict[str, Any]]) -> None:
@@ -426,22 +419,13 @@ def baseline(bench: benchlib.Bench, venv: str | None, ready: float, runs: int, t
         for name in "abcd":
             Path(project, f"{name}.py").write_text("")
         argv = [str(python), str(ROOT / "bench" / "bodywork30_runner.py"), project]
-        results, errors = [], []
-        for run in range(runs):
-            res = one_run("dag", ready, run, timeout, deploy_argv=argv, stage_label="stage", env=env)
-            if "error" in res:
-                errors.append(res["error"])
-                print(f"  bodywork30 run {run + 1}/{runs}: FAILED: {res['error'][:400]}", flush=True)
-                if len(errors) >= 2 and not results:
-                    break
-                continue
-            results.append(res)
-            print(
-                f"  bodywork30 run {run + 1}/{runs}: wall {res['wall']:.2f}s, {benchlib.load_text()}",
-                flush=True,
-            )
-    if errors:
-        bench.extra.setdefault("errors", {})["bodywork30"] = errors
+        results = benchlib.collect_runs(
+            bench,
+            "bodywork30",
+            runs,
+            lambda run: one_run("dag", ready, run, timeout, deploy_argv=argv, stage_label="stage", env=env),
+            lambda res: f"wall {res['wall']:.2f}s",
+        )
     col = lambda name: [r[name] for r in results]  # noqa: E731
     bench.figure("bodywork30.wall_ratio", col("ratio"), "", label="Bodywork 3.0.12: wall ÷ critical path")
     bench.figure(
@@ -493,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--kubeconfig", help=argparse.SUPPRESS)
     parser.add_argument("--run", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--name", default="bench", help=argparse.SUPPRESS)  # the child's pipeline
     args = parser.parse_args(argv)
     if args.child:
         return child(args)

@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,6 +188,35 @@ class Bench:
             **self.extra,
         }
         print("RESULT " + json.dumps(payload, sort_keys=True), flush=True)
+
+
+def collect_runs(
+    bench: Bench,
+    key: str,
+    runs: int,
+    run_once: Callable[[int], dict[str, Any]],
+    describe: Callable[[dict[str, Any]], str],
+) -> list[dict[str, Any]]:
+    """``run_once(run)`` for each run, printing each as it ends (``describe`` it, then the load); a run
+    that returns ``{"error": ...}`` is printed and kept in the RESULT line's ``errors``, not counted.
+    Two failures before any success end the scenario: no figure will come of it."""
+    results: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for run in range(runs):
+        started = time.perf_counter()
+        res = run_once(run)
+        took = time.perf_counter() - started
+        if "error" in res:
+            errors.append(res["error"])
+            print(f"  {key} run {run + 1}/{runs}: FAILED after {took:.1f}s: {res['error'][:400]}", flush=True)
+            if len(errors) >= 2 and not results:
+                break
+            continue
+        results.append(res)
+        print(f"  {key} run {run + 1}/{runs}: {describe(res)}, {load_text()}", flush=True)
+    if errors:
+        bench.extra.setdefault("errors", {})[key] = errors
+    return results
 
 
 def runs_argument(parser: Any, default: int = MIN_RUNS) -> None:
