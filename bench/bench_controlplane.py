@@ -30,6 +30,7 @@ the tool's.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import threading
@@ -48,7 +49,6 @@ from benchlib import at_most  # noqa: E402
 WALL_RATIO_GOAL = 1.05
 CPU_PER_STAGE_GOAL_MS = 5.0
 NAME_LABEL = "app.kubernetes.io/name"
-CLOCK_TICKS = 100  # /proc/<pid>/stat's unit (sysconf CLK_TCK on Linux)
 
 
 def pipeline_name(run: int) -> str:
@@ -143,7 +143,7 @@ def control_plane_cpu(pids: dict[str, int]) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
     return total
 
 
