@@ -7,12 +7,12 @@ timers on the same heap.  No polling, no sleeping.
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .json_data import deep_copy
 from .resources import resolve
 from .selectors import label_selector, match_labels_selector
 from .store import ApiError, Store, WatchEvent, now_iso, template_hash
@@ -327,7 +327,7 @@ class Controllers:
         )
         failed = max(status.get("failed", 0), sum(p["status"].get("phase") == "Failed" for p in pods))
         completions, backoff = spec.get("completions") or 1, spec.get("backoffLimit", 6)
-        new = copy.deepcopy(status)
+        new = deep_copy(status)
         new.setdefault("startTime", now_iso())
         conds = new.setdefault("conditions", [])
         finished = None
@@ -416,7 +416,7 @@ class Controllers:
 
     def _new_pod(self, owner: dict, template: dict, base: str) -> dict:
         suffix = "".join(self.store.rng.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
-        meta = copy.deepcopy(template.get("metadata") or {})
+        meta = deep_copy(template.get("metadata") or {})
         meta.update(
             name=f"{base}-{suffix}",
             namespace=owner["metadata"]["namespace"],
@@ -426,7 +426,7 @@ class Controllers:
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": meta,
-            "spec": copy.deepcopy(template.get("spec") or {}),
+            "spec": deep_copy(template.get("spec") or {}),
             "status": {"phase": "Pending"},
         }
 
@@ -526,9 +526,9 @@ class Controllers:
         ]
         if new_rs is None:
             rs_name = f"{name}-{h}"
-            rs_template = copy.deepcopy(template)
+            rs_template = deep_copy(template)
             rs_template.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = h
-            selector = copy.deepcopy(spec["selector"])
+            selector = deep_copy(spec["selector"])
             selector.setdefault("matchLabels", {})["pod-template-hash"] = h
             replicas = 0 if recreate and old_active else desired
             body = {
@@ -616,7 +616,7 @@ class Controllers:
             False,
         )
         old_status = d.get("status") or {}
-        status = copy.deepcopy(old_status)
+        status = deep_copy(old_status)
         status.update(
             observedGeneration=d["metadata"].get("generation", 1),
             replicas=total,

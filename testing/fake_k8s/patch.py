@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import jsonpatch
+
+from .json_data import deep_copy
 
 # list field name -> merge key(s); the first key present in an element is used
 MERGE_KEYS: dict[str, tuple[str, ...]] = {
@@ -34,8 +35,8 @@ class PatchError(ValueError):
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return deep_copy(patch)
+    result = deep_copy(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
@@ -62,10 +63,10 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
 def _smp_map(target: dict, patch: dict) -> dict:
     directive = patch.get("$patch")
     if directive == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if not k.startswith("$")}
+        return {k: deep_copy(v) for k, v in patch.items() if not k.startswith("$")}
     if directive == "delete":
         return {}
-    result = copy.deepcopy(target)
+    result = deep_copy(target)
     for key, value in patch.items():
         if key.startswith("$"):  # $setElementOrder/..., $retainKeys, $deleteFromPrimitiveList/...
             if key.startswith("$deleteFromPrimitiveList/"):
@@ -101,7 +102,7 @@ def _smp_list(field: str, target: list, patch: list) -> list:
     # a {"$patch": "replace"} element replaces the whole list
     if any(isinstance(p, dict) and p.get("$patch") == "replace" for p in patch):
         return [_strip_directives(p) for p in patch if not (isinstance(p, dict) and "$patch" in p)]
-    result = copy.deepcopy(target)
+    result = deep_copy(target)
     for element in patch:
         if not isinstance(element, dict):
             raise PatchError(f"list {field!r} must hold objects")

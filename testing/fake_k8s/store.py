@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import copy
 import hashlib
 import json
 import random
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from .json_data import deep_copy
 from .patch import PatchError, apply_patch
 from .resources import BY_KEY, Resource, resolve
 from .selectors import SelectorError, field_selector, label_selector
@@ -36,10 +36,6 @@ from .selectors import SelectorError, field_selector, label_selector
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-
-
-def _deepcopy(obj: dict) -> dict:
-    return copy.deepcopy(obj)
 
 
 def _same(obj: dict) -> dict:
@@ -321,7 +317,7 @@ class Store:
             obj = self._bucket(res).get(self._key(res, ns, name))
             if obj is None:
                 raise not_found(res, name)
-            return copy.deepcopy(obj)
+            return deep_copy(obj)
 
     def peek(self, res: Resource, ns: str | None, name: str) -> dict | None:
         """The stored object itself (never to be modified), or None: for read-only checks."""
@@ -331,7 +327,7 @@ class Store:
     def find(self, res: Resource, ns: str | None, name: str) -> dict | None:
         with self.lock:
             obj = self._bucket(res).get(self._key(res, ns, name))
-            return copy.deepcopy(obj) if obj is not None else None
+            return deep_copy(obj) if obj is not None else None
 
     def _scan(self, res: Resource, ns: str | None) -> list[dict]:
         """The stored (shared, never to be modified) objects of a kind, in (namespace, name) order."""
@@ -352,7 +348,7 @@ class Store:
             lmatch, fmatch = label_selector(labels), field_selector(fields)
         except SelectorError as exc:
             raise ApiError(400, "BadRequest", str(exc)) from exc
-        clone = _deepcopy if copy else _same
+        clone = deep_copy if copy else _same
         with self.lock:
             items = [
                 clone(o)
@@ -363,7 +359,7 @@ class Store:
 
     def owned(self, res: Resource, ns: str | None, uid: str, copy: bool = True) -> list[dict]:
         """Objects of one kind whose ownerReferences name `uid` (from the index: no scan)."""
-        clone = _deepcopy if copy else _same
+        clone = deep_copy if copy else _same
         with self.lock:
             bucket = self._bucket(res)
             out = []
@@ -384,7 +380,7 @@ class Store:
                 res = BY_KEY[key]
                 obj = self._bucket(res).get(self._key(res, ons, name))
                 if obj is not None:
-                    out.append((res, copy.deepcopy(obj)))
+                    out.append((res, deep_copy(obj)))
             return out
 
     def _index_owners(self, res: Resource, obj: dict, add: bool) -> None:
@@ -409,7 +405,7 @@ class Store:
     ) -> dict:
         """Store a new object. `_owned` (the controllers): `body` is the caller's to give away, and the
         stored object itself is returned (to be read only), saving two deep copies."""
-        obj = (body if _owned else copy.deepcopy(body)) if isinstance(body, dict) else None
+        obj = (body if _owned else deep_copy(body)) if isinstance(body, dict) else None
         if obj is None:
             raise ApiError(400, "BadRequest", "the request body must be a JSON object")
         meta = obj.setdefault("metadata", {})
@@ -467,7 +463,7 @@ class Store:
             old = self._bucket(res).get(self._key(res, ns, name))
             if old is None:
                 raise not_found(res, name)
-            new = body if _owned else copy.deepcopy(body)  # _owned: a private copy made by the caller
+            new = body if _owned else deep_copy(body)  # _owned: a private copy made by the caller
             meta = new.setdefault("metadata", {})
             if meta.get("name", name) != name:
                 raise ApiError(
@@ -486,9 +482,9 @@ class Store:
             if subresource == "status":
                 if _owned:  # share the unchanged parts with the stored object: both are immutable
                     merged = dict(old)
-                    merged["metadata"] = copy.deepcopy(old["metadata"])
+                    merged["metadata"] = deep_copy(old["metadata"])
                 else:
-                    merged = copy.deepcopy(old)
+                    merged = deep_copy(old)
                 merged["status"] = new.get("status", {})
                 new = merged
             else:
@@ -498,7 +494,7 @@ class Store:
                         meta[k] = old["metadata"][k]
                 if "status" in res.subresources:
                     if "status" in old:
-                        new["status"] = copy.deepcopy(old["status"])
+                        new["status"] = deep_copy(old["status"])
                     else:
                         new.pop("status", None)
             new["apiVersion"], new["kind"] = res.api_version, res.kind
@@ -508,7 +504,7 @@ class Store:
             self._validate(res, new, old)
             new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
             if new == old:
-                return copy.deepcopy(old)  # no-op writes do not bump the resourceVersion
+                return deep_copy(old)  # no-op writes do not bump the resourceVersion
             if dry_run:
                 return new
             return self._store(res, new, old, copy_result=not _owned)
@@ -528,7 +524,7 @@ class Store:
             if old is None:
                 raise not_found(res, name)
             try:
-                patched = apply_patch(content_type, copy.deepcopy(old), body)
+                patched = apply_patch(content_type, deep_copy(old), body)
             except LookupError:
                 raise ApiError(
                     415,
@@ -562,10 +558,10 @@ class Store:
                 # Only the status (and metadata) of a status write is kept: the rest is shared with
                 # the stored object, which `fn` may read but must not edit.
                 obj = dict(current)
-                obj["metadata"] = copy.deepcopy(current["metadata"])
-                obj["status"] = copy.deepcopy(current.get("status") or {})
+                obj["metadata"] = deep_copy(current["metadata"])
+                obj["status"] = deep_copy(current.get("status") or {})
             else:
-                obj = copy.deepcopy(current)
+                obj = deep_copy(current)
             fn(obj)
             return self.update(res, ns, name, obj, subresource, check_rv=False, _owned=True)
 
@@ -590,12 +586,12 @@ class Store:
             if propagation not in (None, "Orphan", "Background", "Foreground"):
                 raise ApiError(422, "Invalid", f"propagationPolicy {propagation!r} is not supported")
             if dry_run:
-                return copy.deepcopy(old)
+                return deep_copy(old)
             if res.kind == "Namespace":
                 for key, bucket in list(self.objects.items()):
                     for ons, oname in [k for k in bucket if k[0] == name]:
                         self._remove(BY_KEY[key], ons, oname)
-                gone = copy.deepcopy(old)
+                gone = deep_copy(old)
                 gone["metadata"]["deletionTimestamp"] = now_iso()
                 gone["status"] = {"phase": "Terminating"}
                 self._remove(res, None, name)
@@ -623,11 +619,11 @@ class Store:
         old = self._bucket(res).pop(self._key(res, ns, name))
         self._index_owners(res, old, False)
         self.rv += 1
-        gone = copy.deepcopy(old)
+        gone = deep_copy(old)
         gone["metadata"]["resourceVersion"] = str(self.rv)
         gone["metadata"].setdefault("deletionTimestamp", now_iso())
         self._emit(res, "DELETED", gone, old, self.rv)
-        return copy.deepcopy(gone)
+        return deep_copy(gone)
 
     def _store(self, res: Resource, obj: dict, old: dict | None, copy_result: bool = True) -> dict:
         self.rv += 1
@@ -638,7 +634,7 @@ class Store:
         self._bucket(res)[self._key(res, ns, obj["metadata"]["name"])] = obj
         self._index_owners(res, obj, True)
         self._emit(res, "ADDED" if old is None else "MODIFIED", obj, old, self.rv)
-        return copy.deepcopy(obj) if copy_result else obj
+        return deep_copy(obj) if copy_result else obj
 
     # ------------------------------------------------------------------ validation and defaulting
     def _check_namespace(self, res: Resource, ns: str | None, meta: dict) -> None:
