@@ -70,15 +70,9 @@ def timed_pipeline_stages(stages_text: str, timed_pipelines: Mapping[str, float]
     ready, complete = by_name["bodywork-pod-ready"], by_name["bodywork-pod-complete-job"]
     part_of = f'.metadata.labels["{PART_OF_LABEL}"]'
     owner = ".metadata.ownerReferences.[].kind"
-    timed = sorted(timed_pipelines)
-    for stage in (ready, complete):  # the stages as written leave the timed pipelines alone
-        stage["spec"]["selector"]["matchExpressions"].append(
-            {"key": part_of, "operator": "NotIn", "values": timed}
-        )
     derived = []
     for pipeline, seconds in sorted(timed_pipelines.items()):
         delay = {"durationMilliseconds": round(seconds * 1000)}
-        mine = {"key": part_of, "operator": "In", "values": [pipeline]}
         variants = [
             (ready, "job-running", {"key": owner, "operator": "In", "values": ["Job"]}, None),
             (ready, "service-ready", {"key": owner, "operator": "NotIn", "values": ["Job"]}, delay),
@@ -88,11 +82,15 @@ def timed_pipeline_stages(stages_text: str, timed_pipelines: Mapping[str, float]
             stage = copy.deepcopy(base)
             stage["metadata"]["name"] = f"timed-{pipeline}-{suffix}"
             expressions = stage["spec"]["selector"]["matchExpressions"]
-            expressions[-1] = mine  # in place of the NotIn added above
+            expressions.append({"key": part_of, "operator": "In", "values": [pipeline]})
             if extra is not None:
                 expressions.append(extra)
             stage["spec"].pop("delay", None)
             if wait is not None:
                 stage["spec"]["delay"] = wait
             derived.append(stage)
+    for stage in (ready, complete):  # the stages as written leave the timed pipelines alone
+        stage["spec"]["selector"]["matchExpressions"].append(
+            {"key": part_of, "operator": "NotIn", "values": sorted(timed_pipelines)}
+        )
     return yaml.safe_dump_all([*documents, *derived], sort_keys=False)
