@@ -18,7 +18,14 @@ import yaml
 from bodywork_action import render
 from bodywork_action.dag import is_dns1123_label
 from bodywork_action.errors import InputError
-from bodywork_action.model import RESERVED_ENV_VARS, BatchSettings, DeployContext, SecretEnv, ServiceSettings
+from bodywork_action.model import (
+    RESERVED_ENV_VARS,
+    BatchSettings,
+    DeployContext,
+    SecretEnv,
+    ServiceSettings,
+    StageName,
+)
 from bodywork_action.plan import render_plan
 from testing import builders
 from testing.builders import BODYWORK_IMAGE, COMMIT, bodywork_test_project, build_stage, mlflow_pipeline
@@ -106,6 +113,16 @@ def test_the_failure_stage_job_takes_extra_env_such_as_the_exception_message() -
         render.render_job(failure, pipeline, CONTEXT), {"EXCEPTION_MESSAGE": "stage_4 failed"}
     )
     assert env_of(stage_container(job))["EXCEPTION_MESSAGE"] == "stage_4 failed"
+
+
+def test_each_stage_and_the_failure_stage_is_found_by_name_and_an_unknown_name_is_refused() -> None:
+    pipeline = bodywork_test_project()
+    plan = render_plan(pipeline, CONTEXT)
+    assert pipeline.failure_stage is not None and plan.failure_stage is not None
+    for stage_plan in [*plan.stages, plan.failure_stage]:
+        assert plan.for_stage(stage_plan.stage.name) is stage_plan
+    with pytest.raises(KeyError, match="stage 'nope' is not in the plan"):
+        plan.for_stage(StageName("nope"))
 
 
 def test_rendering_is_deterministic() -> None:
