@@ -11,7 +11,9 @@ import sys
 
 def main() -> int:
     from bodywork_action.action import run_action
+    from bodywork_action.cli import set_program_gc_thresholds
 
+    set_program_gc_thresholds()
     return run_action(os.environ)
 
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from bodywork_action.cli import main
+from bodywork_action.cli import program
 
-sys.exit(main())
+sys.exit(program())

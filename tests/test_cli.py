@@ -129,6 +129,42 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
 
 
+# Each way the program starts as a process of its own; the GC thresholds are that process's, so each
+# is read back from a child interpreter (tests calling main() keep pytest's own).
+PROGRAM_STARTS = {
+    "python -m bodywork_action": "import runpy; runpy.run_module('bodywork_action', run_name='__main__')",
+    "the console script": (
+        "import tomllib; from importlib import import_module; "
+        "target = tomllib.load(open('pyproject.toml', 'rb'))['project']['scripts']['bodywork-action']; "
+        "module, _, name = target.partition(':'); getattr(import_module(module), name)()"
+    ),
+    "entrypoint.py": (
+        "import runpy, bodywork_action.action as action; action.run_action = lambda environ: 0; "
+        "runpy.run_path('entrypoint.py', run_name='not_main')['main']()"
+    ),
+}
+
+
+@pytest.mark.parametrize("start", PROGRAM_STARTS)
+def test_every_program_start_collects_garbage_at_the_program_thresholds(start: str) -> None:
+    from bodywork_action.cli import PROGRAM_GC_THRESHOLDS
+
+    script = (
+        "import atexit, gc, sys; sys.argv = ['bodywork-action', '--version'];"
+        "atexit.register(lambda: print('thresholds', *gc.get_threshold()));" + PROGRAM_STARTS[start]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "thresholds " + " ".join(map(str, PROGRAM_GC_THRESHOLDS))
+    assert PROGRAM_GC_THRESHOLDS != (700, 10, 10)  # CPython's default: the check would prove nothing
+
+
 def test_a_missing_file_is_reported_without_an_invented_position(tmp_path: Path) -> None:
     code, out, _ = run("validate", "-f", str(tmp_path / "nope.yaml"))
     assert code == 2
