@@ -75,6 +75,9 @@ class Faults:
     rate_drop: float = 0.0  # close the connection without answering (1.0: open watch streams too)
     latency: float = 0.0  # seconds added before every matching request is handled
     watch_cut_after: int | None = None  # end each watch stream abruptly after this many events
+    # with watch_cut_after: send only the first half of that last event, then end the response cleanly
+    # (a proxy ending a stream mid-event); the client is left holding a line that is not JSON
+    watch_cut_mid_event: bool = False
     match: Callable[[str, str], bool] | None = None
     seed: int | None = 0
     _rng: random.Random = field(default_factory=random.Random, repr=False)
@@ -87,6 +90,7 @@ class Faults:
         """Turn every fault off."""
         self.rate_429 = self.rate_500 = self.rate_503 = self.rate_drop = self.latency = 0.0
         self.watch_cut_after = None
+        self.watch_cut_mid_event = False
         self.match = None
         self._rng.seed(self.seed)
 

@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import orjson
+
 from . import resources as R
 from .recording import RequestRecord
 from .selectors import SelectorError, field_selector, label_selector
@@ -180,7 +182,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _json(self, code: int, obj: Any, extra: dict | None = None) -> None:
-        self._send(code, json.dumps(obj).encode(), extra=extra)
+        self._send(code, orjson.dumps(obj), extra=extra)
 
     def _error(self, err: ApiError, extra: dict | None = None) -> None:
         self._json(err.code, err.status(), extra)
@@ -295,7 +297,7 @@ class Handler(BaseHTTPRequestHandler):
         payload: Any = None
         if body:
             try:
-                payload = json.loads(body)
+                payload = orjson.loads(body)
             except ValueError as exc:
                 if method in ("POST", "PUT", "PATCH"):
                     raise ApiError(400, "BadRequest", f"invalid JSON body: {exc}") from exc
@@ -399,7 +401,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ watch
     def _chunk(self, obj: dict) -> None:
-        data = json.dumps(obj).encode() + b"\n"
+        data = orjson.dumps(obj) + b"\n"
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
     def _watch(self, res: Resource, ns: str | None, query: dict) -> None:
@@ -434,6 +436,11 @@ class Handler(BaseHTTPRequestHandler):
 
         def send(obj: dict) -> None:
             nonlocal sent
+            if cut_after is not None and faults.watch_cut_mid_event and sent + 1 >= cut_after:
+                line = orjson.dumps(obj)
+                half = line[: len(line) // 2]
+                self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(half), half))
+                raise _Dropped
             self._chunk(obj)
             sent += 1
             if cut_after is not None and sent >= cut_after:

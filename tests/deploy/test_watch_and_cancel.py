@@ -25,6 +25,20 @@ def test_watch_streams_dropped_mid_rollout_are_resumed_and_the_deploy_finishes(
     assert len(resumed) > 4, "each watch was re-opened from the last resourceVersion it saw"
 
 
+def test_a_watch_response_ending_in_half_an_event_is_resumed_from_the_last_whole_event(
+    deploy: Deployer, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.script("Deployment", "c", {"ready_seconds": 10})
+    fake_cluster.faults.watch_cut_after = 2  # one whole event, then half of the next and a clean end
+    fake_cluster.faults.watch_cut_mid_event = True
+
+    result = deploy(four_stage_pipeline())
+
+    assert result.succeeded, result.one_line()
+    resumed = [r for r in fake_cluster.requests.filter(verb="watch") if "resourceVersion=" in r.query]
+    assert len(resumed) > 4, "each watch was re-opened from the last whole event it parsed"
+
+
 def test_an_expired_resource_version_makes_the_watch_relist(
     deploy: Deployer, fake_cluster: FakeCluster
 ) -> None:

@@ -88,6 +88,19 @@ def test_client_sees_injected_errors(fake_cluster):
         assert apis.core.list_namespaced_secret("default").items == []
 
 
+def test_a_watch_cut_mid_event_ends_cleanly_on_half_a_line(fake_cluster):
+    for i in range(3):
+        fake_cluster.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"s{i}"}})
+    fake_cluster.faults.watch_cut_after = 2
+    fake_cluster.faults.watch_cut_mid_event = True
+    status, _, body = _get(fake_cluster, "/api/v1/namespaces/default/secrets?watch=true")
+    first, second = body.split(b"\n")  # the response ended cleanly: the body is whole
+    assert status == 200 and json.loads(first)["object"]["metadata"]["name"] == "s0"
+    with pytest.raises(ValueError):
+        json.loads(second)
+    assert b'"ADDED"' in second and b'"object"' in second  # the second event's first half
+
+
 def test_watch_streams_are_cut_after_n_events(fake_cluster):
     for i in range(5):
         fake_cluster.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"s{i}"}})
