@@ -44,10 +44,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchlib  # noqa: E402
-from benchlib import at_most  # noqa: E402
+from benchlib import CPU_PER_STAGE_GOAL_MS, WALL_RATIO_GOAL, at_most  # noqa: E402
 
-WALL_RATIO_GOAL = 1.05
-CPU_PER_STAGE_GOAL_MS = 5.0
 NAME_LABEL = "app.kubernetes.io/name"
 
 

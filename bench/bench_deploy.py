@@ -50,12 +50,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchlib  # noqa: E402
-from benchlib import at_most  # noqa: E402
+from benchlib import CPU_PER_STAGE_GOAL_MS, WALL_RATIO_GOAL, at_most  # noqa: E402
 
-WALL_RATIO_GOAL = 1.05
 DETECTION_GOAL_MS = 100.0
 REQUESTS_PER_STAGE_GOAL = 2.0
-CPU_PER_STAGE_GOAL_MS = 5.0
 RSS_GOAL_MB = 150.0
 PROCESS_OVERHEAD_GOAL_S = 0.5  # `bodywork-action deploy`, whole process, beyond the critical path
 DAG4_STAGES_YAML = """\

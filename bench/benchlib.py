@@ -23,6 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MIN_RUNS = 5
+
+# Issue 15's goals for the deploy engine, shared by bench_deploy (the fake) and bench_controlplane.
+WALL_RATIO_GOAL = 1.05  # wall ÷ critical path
+CPU_PER_STAGE_GOAL_MS = 5.0  # the tool's CPU per stage
 RUN_MARK = "BENCHRUN "
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bodywork_action.cli import PROGRAM_GC_THRESHOLDS
 from testing.fake_k8s.cluster import FakeCluster
 
 STAGE_LABEL = "app.kubernetes.io/name"
@@ -53,9 +54,8 @@ def main() -> int:
     parser.add_argument("--stage-label", default=STAGE_LABEL, help="label naming each object's stage")
     args = parser.parse_args()
     # The fake holds every object and up to --history-size events: at CPython's default thresholds its
-    # collector re-scans them all the time. The tool's program collects every 10,000 allocations
-    # (bodywork_action.cli.PROGRAM_GC_THRESHOLDS); so does its fake.
-    gc.set_threshold(10_000, 10, 10)
+    # collector re-scans them all the time. It collects as seldom as the tool's program does.
+    gc.set_threshold(*PROGRAM_GC_THRESHOLDS)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
