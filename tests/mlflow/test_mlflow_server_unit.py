@@ -545,3 +545,161 @@ def test_fast_metric_writes_give_what_mlflows_own_gives_on_postgresql(postgres, 
     )
     assert ms.fast_metric_writes(sqlalchemy_store) is True
     assert metric_writes_scenario(uris[1], str(tmp_path / "art")) == expected
+
+
+def run_search_scenario(uri: str, artifacts: str) -> tuple:
+    """What search_runs and get_run return for runs with metrics, params, tags and model outputs,
+    with run and model ids replaced by the names they were given (ids are random)."""
+    from mlflow.entities import LoggedModelOutput, Metric, Param, RunTag, ViewType
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore(uri, artifacts)
+    experiment = store.create_experiment("e")
+    names: dict[str, str] = {}
+    runs = []
+    for index in range(4):
+        run = store.create_run(
+            experiment, "u", 1000 + index, [RunTag("team", "t")], f"run{index}"
+        ).info.run_id
+        names[run] = f"run{index}"
+        store.log_batch(
+            run,
+            [Metric("m", float(index), 1000, 0), Metric("m", float(index) + 0.5, 1001, 1)],
+            [Param("p", str(index))],
+            [RunTag("k", "v" * index)],
+        )
+        runs.append(run)
+    models = [
+        store.create_logged_model(experiment, name=f"model{i}", source_run_id=runs[i]) for i in range(2)
+    ]
+    names.update({model.model_id: model.name for model in models})
+    store.log_outputs(
+        runs[0], [LoggedModelOutput(models[0].model_id, 3), LoggedModelOutput(models[1].model_id, 7)]
+    )
+    store.log_outputs(runs[2], [LoggedModelOutput(models[1].model_id, 0)])
+    store.delete_run(runs[3])
+
+    def described(run) -> tuple:
+        return (
+            names[run.info.run_id],
+            run.info.status,
+            run.info.lifecycle_stage,
+            sorted((m.key, m.value, m.timestamp, m.step) for m in run.data._metric_objs),
+            sorted(run.data.params.items()),
+            sorted((k, v) for k, v in run.data.tags.items() if not k.startswith("mlflow.")),
+            sorted((names[o.model_id], o.step) for o in run.outputs.model_outputs),
+        )
+
+    found = store.search_runs([experiment], "metrics.m >= 1", ViewType.ALL, 2, ["metrics.m DESC"], None)
+    rest = store.search_runs([experiment], "metrics.m >= 1", ViewType.ALL, 2, ["metrics.m DESC"], found.token)
+    active = store.search_runs([experiment], "", ViewType.ACTIVE_ONLY, 100, ["attributes.start_time"], None)
+    with store.ManagedSessionMaker() as session:
+        bulk = store._get_model_outputs_bulk(runs, session=session)
+        none = store._get_model_outputs_bulk([], session=session)
+    result = (
+        [described(run) for run in found],
+        [described(run) for run in rest],
+        [described(run) for run in active],
+        described(store.get_run(runs[0])),
+        [(names[run], sorted((names[o.model_id], o.step) for o in outputs)) for run, outputs in bulk.items()],
+        none,
+    )
+    store.engine.dispose()
+    return result
+
+
+def with_search_speedups(monkeypatch) -> None:
+    """mlflow_server's read speed-ups applied here, and taken back when the test ends."""
+    from mlflow.store.db import utils as db_utils
+    from mlflow.store.tracking import sqlalchemy_store
+
+    store_class = sqlalchemy_store.SqlAlchemyStore
+    monkeypatch.setattr(store_class, "_get_model_outputs_bulk", store_class._get_model_outputs_bulk)
+    monkeypatch.setattr(db_utils, "_get_managed_session_maker", db_utils._get_managed_session_maker)
+    assert ms.fast_run_outputs(sqlalchemy_store) is True
+    assert ms.keep_read_results_on_commit(db_utils) is True
+    assert ms.fast_run_outputs(sqlalchemy_store) is False  # once only
+    assert ms.keep_read_results_on_commit(db_utils) is False
+
+
+def test_search_speedups_give_what_mlflows_own_gives_on_sqlite(tmp_path, monkeypatch):
+    expected = run_search_scenario(f"sqlite:///{tmp_path / 'a.db'}", str(tmp_path / "art"))
+    with_search_speedups(monkeypatch)
+    assert run_search_scenario(f"sqlite:///{tmp_path / 'b.db'}", str(tmp_path / "art")) == expected
+    found, rest, active, run0, bulk, none = expected
+    assert [run[0] for run in found + rest] == ["run3", "run2", "run1"]  # the deleted run3 too: ViewType.ALL
+    assert [run[0] for run in active] == ["run0", "run1", "run2"]
+    assert run0[-1] == [("model0", 3), ("model1", 7)]
+    assert bulk == [
+        ("run0", [("model0", 3), ("model1", 7)]),
+        ("run1", []),
+        ("run2", [("model1", 0)]),
+        ("run3", []),
+    ]
+    assert none == {}
+
+
+def test_search_speedups_give_what_mlflows_own_gives_on_postgresql(postgres, tmp_path, monkeypatch):
+    uris = [
+        postgres.create_database(name, "pw").replace("postgresql://", "postgresql+psycopg2://")
+        for name in ("search_a", "search_b")
+    ]
+    expected = run_search_scenario(uris[0], str(tmp_path / "art"))
+    with_search_speedups(monkeypatch)
+    assert run_search_scenario(uris[1], str(tmp_path / "art")) == expected
+
+
+def test_read_sessions_keep_what_they_loaded_and_write_sessions_still_expire(tmp_path, monkeypatch):
+    import sqlalchemy.orm.exc
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.tracking.dbmodels.models import SqlExperiment
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    with_search_speedups(monkeypatch)
+    store = SqlAlchemyStore(f"sqlite:///{tmp_path / 'a.db'}", str(tmp_path / "art"))
+    store.create_experiment("kept")
+    with store.ManagedSessionMaker() as session:
+        read = session.query(SqlExperiment).filter_by(name="kept").one()
+    with store.ManagedSessionMaker(read_only=False) as session:
+        written = session.query(SqlExperiment).filter_by(name="kept").one()
+        written.lifecycle_stage = "deleted"
+    assert read.name == "kept"  # a read session's objects keep their values after it ends
+    with pytest.raises(sqlalchemy.orm.exc.DetachedInstanceError):
+        written.name  # noqa: B018  # a writing session expired its objects on commit, as MLflow's does
+    assert store.get_experiment_by_name("kept").lifecycle_stage == "deleted"
+    with pytest.raises(MlflowException, match="boom"), store.ManagedSessionMaker():
+        raise ValueError("boom")  # MLflow's own handling of an error in a session still applies
+    store.engine.dispose()
+
+
+def test_speedups_are_hooked_to_the_modules_they_change(monkeypatch):
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    ms.install_speedups({"MLFLOW_BACKEND_STORE_URI": "postgresql://db/mlflow"})
+    hooks = sys.meta_path[0].hooks
+    assert hooks["mlflow.store.tracking.sqlalchemy_store"] is ms.speed_up_tracking_store
+    assert hooks["mlflow.store.db.utils"] is ms.keep_read_results_on_commit
+    ms.install_speedups({"MLFLOW_BACKEND_STORE_URI": "sqlite:///mlflow.db"})
+    assert sys.meta_path[0].hooks["mlflow.store.db.utils"] is ms.speed_up_sqlite_sessions
+
+
+@pytest.mark.parametrize(
+    ("env", "thresholds"),
+    [({}, list(ms.SERVER_GC_THRESHOLDS)), ({"MLFLOW_SERVER_SPEEDUPS": "false"}, [700, 10, 10])],
+)
+def test_server_processes_collect_garbage_less_often_unless_speedups_are_off(env, thresholds):
+    import subprocess
+
+    probe = (
+        "import gc, json, sys; gc.set_threshold(700, 10, 10); import mlflow_server as ms; "
+        "ms.install_speedups(json.loads(sys.argv[1])); print(json.dumps(gc.get_threshold()))"
+    )
+    root = os.path.dirname(os.path.abspath(ms.__file__))
+    done = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(env)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(done.stdout) == thresholds
