@@ -14,7 +14,11 @@ servers) is separate client processes using MLflow's own ``MlflowClient``, as us
 
 Printed per backend: each server's median (and range) and the ratio of medians with its goal (one
 client ≥ 1.5× stock; 8 clients ≥ 2× stock), plus start-up to /health and memory (PSS of the process
-tree). The machine's load is printed before and after; the last line is ``RESULT {json}``.
+tree). Beside each ratio, without a goal: each server's own CPU per call (its process tree's CPU in
+the call's window ÷ the calls made) and each client's. The clients run on the same cores as the
+server, so their CPU bounds the calls/s ratio: with every core busy it tends to (stock's server CPU +
+a client's) ÷ (ours + a client's), however fast our server gets. The machine's load is printed before
+and after; the last line is ``RESULT {json}``.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import benchlib  # bench/ is on sys.path: this file's folder
@@ -38,6 +44,7 @@ from benchlib import at_least
 
 ROOT = Path(__file__).resolve().parents[1]
 CALLS = ("log_metric", "log_batch", "search_runs")
+CLIENT_GAP_SECONDS = 0.5  # between one call's window and the next
 ONE_CLIENT_GOAL = 1.5
 MANY_CLIENTS_GOAL = 2.0
 
@@ -47,7 +54,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
 url, seconds, start_at, search_experiment = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-gap = 0.5
+gap = float(sys.argv[5])
 client = MlflowClient(url)
 experiment = client.create_experiment(f"bench-{time.time_ns()}")
 run = client.create_run(experiment).info.run_id
@@ -59,7 +66,7 @@ for index, call in enumerate(("log_metric", "log_batch", "search_runs")):
     begin = start_at + index * (seconds + gap)
     while time.time() < begin:
         time.sleep(min(0.05, begin - time.time()))
-    calls, started = 0, time.perf_counter()
+    calls, started, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - started < seconds:
         if call == "log_metric":
             client.log_metric(run, "m", float(calls), step=calls)
@@ -71,6 +78,7 @@ for index, call in enumerate(("log_metric", "log_batch", "search_runs")):
                                order_by=["metrics.m1 DESC"], max_results=50)
         calls += 1
     out[call] = calls / (time.perf_counter() - started)
+    out[call + "_cpu_ms"] = (time.process_time() - cpu) / calls * 1000
 print("BENCHRUN " + json.dumps(out), flush=True)
 """
 
@@ -242,17 +250,60 @@ def client_env() -> dict[str, str]:
     return env
 
 
-def run_clients(url: str, experiment: str, clients: int, seconds: float) -> list[dict[str, float]]:
-    """`clients` client processes at once; each measures the three calls in step with the others."""
+@dataclass(frozen=True)
+class Measured:
+    """One group of clients: each client's report, and the server's CPU in each call's window."""
+
+    clients: list[dict[str, float]]
+    server_cpu_s: dict[str, float]
+    seconds: float
+
+    def calls_per_second(self, call: str) -> float:
+        return sum(client[call] for client in self.clients)
+
+    def server_cpu_ms_per_call(self, call: str) -> float:
+        calls = self.calls_per_second(call) * self.seconds
+        return self.server_cpu_s[call] / calls * 1000 if calls else 0.0
+
+    def client_cpu_ms_per_call(self, call: str) -> float:
+        return statistics.mean(client[f"{call}_cpu_ms"] for client in self.clients)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (those that have exited count nothing)."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def sleep_until(moment: float) -> None:
+    while (left := moment - time.time()) > 0:
+        time.sleep(min(left, 0.05))
+
+
+def run_clients(url: str, experiment: str, clients: int, seconds: float, server_pids: list[int]) -> Measured:
+    """`clients` client processes at once; each measures the three calls in step with the others,
+    while the server's CPU is read at the start and end of each call's window."""
     start_at = time.time() + 6 + 1.5 * clients  # time for every client to import MLflow and warm up
     procs = []
+    server_cpu: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(clients):
             out = open(Path(tmp, f"{i}.out"), "w+")  # noqa: SIM115 - closed below
             argv = [sys.executable, "-c", CLIENT, url, str(seconds), str(start_at), experiment]
+            argv.append(str(CLIENT_GAP_SECONDS))
             procs.append(
                 (subprocess.Popen(argv, env=client_env(), stdout=out, stderr=subprocess.STDOUT), out)
             )
+        for index, call in enumerate(CALLS):
+            begin = start_at + index * (seconds + CLIENT_GAP_SECONDS)
+            sleep_until(begin)
+            before = cpu_seconds(server_pids)
+            sleep_until(begin + seconds)
+            server_cpu[call] = cpu_seconds(server_pids) - before
         results = []
         for proc, out in procs:
             proc.wait(timeout=600)
@@ -263,7 +314,7 @@ def run_clients(url: str, experiment: str, clients: int, seconds: float) -> list
             if proc.returncode != 0 or not lines:
                 raise RuntimeError(f"client failed ({proc.returncode}): {text[-1500:]}")
             results.append(json.loads(lines[-1][len(benchlib.RUN_MARK) :]))
-    return results
+    return Measured(results, server_cpu, seconds)
 
 
 def setup_search_experiment(url: str) -> str:
@@ -293,9 +344,10 @@ def bench_backend(bench: benchlib.Bench, backend: str, args: argparse.Namespace,
             measured = {}
             for label in labels if run % 2 == 0 else labels[::-1]:
                 url = servers[label].url
+                tree = process_tree(servers[label].proc.pid)
                 try:
-                    one = run_clients(url, experiments[label], 1, args.seconds)[0]
-                    many = run_clients(url, experiments[label], args.clients, args.seconds)
+                    one = run_clients(url, experiments[label], 1, args.seconds, tree)
+                    many = run_clients(url, experiments[label], args.clients, args.seconds, tree)
                 except (RuntimeError, subprocess.SubprocessError) as error:  # this run only
                     print(
                         f"  {backend} run {run + 1}/{args.runs} {label}: FAILED: {str(error)[-600:]}",
@@ -307,14 +359,19 @@ def bench_backend(bench: benchlib.Bench, backend: str, args: argparse.Namespace,
             if len(measured) < len(labels):
                 continue  # ratios only from runs where both servers were measured
             for label, (one, many) in measured.items():
-                for call in CALLS:
-                    figures[label].setdefault(f"1.{call}", []).append(one[call])
-                    figures[label].setdefault(f"{args.clients}.{call}", []).append(sum(c[call] for c in many))
+                for clients, group in ((1, one), (args.clients, many)):
+                    for call in CALLS:
+                        for suffix, value in (
+                            ("", group.calls_per_second(call)),
+                            (".server_cpu_ms", group.server_cpu_ms_per_call(call)),
+                            (".client_cpu_ms", group.client_cpu_ms_per_call(call)),
+                        ):
+                            figures[label].setdefault(f"{clients}.{call}{suffix}", []).append(value)
                 print(
                     f"  {backend} run {run + 1}/{args.runs} {label}: "
-                    + ", ".join(f"{c} {one[c]:.1f}/s" for c in CALLS)
+                    + ", ".join(f"{c} {one.calls_per_second(c):.1f}/s" for c in CALLS)
                     + f"; {args.clients} clients: "
-                    + ", ".join(f"{c} {sum(m[c] for m in many):.1f}/s" for c in CALLS)
+                    + ", ".join(f"{c} {many.calls_per_second(c):.1f}/s" for c in CALLS)
                     + f"; {benchlib.load_text()}",
                     flush=True,
                 )
@@ -354,6 +411,38 @@ def bench_backend(bench: benchlib.Bench, backend: str, args: argparse.Namespace,
             goal,
             f"{backend} ratio {clients} client(s) {key.split('.', 1)[1]}",
             digits=2,
+        )
+        # Why a ratio is what it is: the server's own CPU per call, and the clients' (which share the
+        # machine's cores with the server, so they bound what a faster server can show).
+        for label in labels:
+            bench.figure(
+                f"{backend}.{label}.{key}.server_cpu_ms",
+                figures[label].get(f"{key}.server_cpu_ms", []),
+                "ms",
+                label=f"{backend} {label} server CPU per call",
+                digits=1,
+            )
+        bench.figure(
+            f"{backend}.server_cpu_ratio.{key}",
+            [
+                s / o
+                for s, o in zip(
+                    figures["stock"].get(f"{key}.server_cpu_ms", []),
+                    figures["ours"].get(f"{key}.server_cpu_ms", []),
+                    strict=True,
+                )
+                if o
+            ],
+            "x",
+            label=f"{backend} server CPU per call, stock ÷ ours",
+            digits=2,
+        )
+        bench.figure(
+            f"{backend}.clients.{key}.client_cpu_ms",
+            [cpu for label in labels for cpu in figures[label].get(f"{key}.client_cpu_ms", [])],
+            "ms",
+            label=f"{backend} each client's CPU per call",
+            digits=1,
         )
     for key, unit in (("startup_s", "s"), ("pss_mb", "MB"), ("processes", "")):
         for label in labels:
