@@ -299,7 +299,11 @@ def test_follow_interleaves_a_services_pods_and_ctrl_c_ends_it_with_130(cli: Cli
             cli.fake.append_log(NAMESPACE, name, "stage", f"request to {shorts[name]}")
             assert process.stdout.readline().strip() == f"{shorts[name]} | request to {shorts[name]}"
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
+        try:
+            _, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()  # or leaving the block would wait for it forever
+            pytest.fail("Ctrl+C did not end `logs --follow` within 30 s")
 
     assert process.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
