@@ -30,7 +30,6 @@ the tool's.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import threading
@@ -133,18 +132,6 @@ class Observer:
             self._mark("done", deployment)
 
 
-def control_plane_cpu(pids: dict[str, int]) -> float:
-    """CPU seconds (user + system) the control plane's processes have used so far."""
-    total = 0.0
-    for pid in pids.values():
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-    return total
-
-
 def step_of(stage: str) -> int:
     """bench_deploy names stage j of step i ``s{i}w{j}``."""
     return int(stage[1:].split("w", 1)[0])
@@ -161,13 +148,13 @@ def one_run(control_plane: Any, scale: str, ready: float, run: int, timeout: flo
 
     name = pipeline_name(run)
     observer = Observer(control_plane.api_client(), name).start()
-    cluster_cpu = control_plane_cpu(control_plane.pids())
+    cluster_cpu = benchlib.processes_cpu_seconds(control_plane.pids().values())
     argv = [sys.executable, str(ROOT / "bench" / "bench_deploy.py"), "--child", scale]
     argv += ["--kubeconfig", str(control_plane.kubeconfig_path), "--run", str(run), "--name", name]
     try:
         proc = benchlib.run_process(argv, cwd=str(ROOT), timeout=timeout)
     finally:
-        cluster_cpu = control_plane_cpu(control_plane.pids()) - cluster_cpu
+        cluster_cpu = benchlib.processes_cpu_seconds(control_plane.pids().values()) - cluster_cpu
         time.sleep(0.5)  # let the observer's watches deliver what they already have
         observer.stop()
         target = KubeTarget(kubeconfig=str(control_plane.kubeconfig_path))

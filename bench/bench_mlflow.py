@@ -269,16 +269,6 @@ class Measured:
         return statistics.mean(client[f"{call}_cpu_ms"] for client in self.clients)
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU of these processes so far (those that have exited count nothing)."""
-    ticks = 0
-    for pid in pids:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def sleep_until(moment: float) -> None:
     while (left := moment - time.time()) > 0:
         time.sleep(min(left, 0.05))
@@ -301,9 +291,9 @@ def run_clients(url: str, experiment: str, clients: int, seconds: float, server_
         for index, call in enumerate(CALLS):
             begin = start_at + index * (seconds + CLIENT_GAP_SECONDS)
             sleep_until(begin)
-            before = cpu_seconds(server_pids)
+            before = benchlib.processes_cpu_seconds(server_pids)
             sleep_until(begin + seconds)
-            server_cpu[call] = cpu_seconds(server_pids) - before
+            server_cpu[call] = benchlib.processes_cpu_seconds(server_pids) - before
         results = []
         for proc, out in procs:
             proc.wait(timeout=600)
