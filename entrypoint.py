@@ -6,7 +6,6 @@ Nothing else lives here; the flow (inputs → command → outputs and summary) i
 from __future__ import annotations
 
 import os
-import sys
 
 
 def main() -> int:
@@ -19,4 +18,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from bodywork_action.cli import end_process
+
+    end_process(main())

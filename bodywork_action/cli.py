@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from bodywork_action import __version__
 from bodywork_action.errors import (
@@ -932,18 +932,48 @@ def _add_secret_arguments(parser: argparse.ArgumentParser, *, with_group: bool =
 PROGRAM_GC_THRESHOLDS = (10_000, 10, 10)
 
 
-def program() -> int:
-    """The ``bodywork-action`` program (the console script, ``python -m bodywork_action``, the action's
-    entry point): a short-lived process's settings, then ``main``. Tests call ``main`` and leave their
-    own process's settings alone."""
+def program() -> NoReturn:
+    """The ``bodywork-action`` program (the console script, ``python -m bodywork_action``): a
+    short-lived process's settings, then ``main``, then ``end_process``. Tests call ``main`` and leave
+    their own process's settings alone."""
     set_program_gc_thresholds()
-    return main()
+    end_process(main())
 
 
 def set_program_gc_thresholds() -> None:
     import gc
 
     gc.set_threshold(*PROGRAM_GC_THRESHOLDS)
+
+
+def end_process(code: int) -> NoReturn:
+    """Exit with ``code``, skipping the interpreter's teardown once the run is over.
+
+    Freeing every module and object one by one took 0.1–0.19 s at the end of a deploy process
+    (bench_deploy cli4), about a fifth of its overhead; the OS frees the memory at once. Output is
+    flushed and the atexit handlers run first (the kubernetes client deletes its temporary
+    certificate files in one, logging flushes its handlers in another). Ordinary ``sys.exit`` is
+    kept when it still has something to do: a non-daemon thread it would wait for, or output that
+    cannot be flushed (a closed pipe: Python reports that itself)."""
+    import atexit
+    import contextlib
+    import threading
+
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    if threading.current_thread() is not threading.main_thread() or any(not t.daemon for t in others):
+        sys.exit(code)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    with contextlib.suppress(OSError, ValueError):  # the handlers ran: nothing is left to fall back to
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    os._exit(code)
 
 
 # --- the error boundary -----------------------------------------------------------------------------
