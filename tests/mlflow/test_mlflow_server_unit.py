@@ -550,7 +550,8 @@ def test_fast_metric_writes_give_what_mlflows_own_gives_on_postgresql(postgres, 
 def run_search_scenario(uri: str, artifacts: str) -> tuple:
     """What search_runs and get_run return for runs with metrics, params, tags and model outputs,
     with run and model ids replaced by the names they were given (ids are random)."""
-    from mlflow.entities import LoggedModelOutput, Metric, Param, RunTag, ViewType
+    import sqlalchemy
+    from mlflow.entities import LoggedModelOutput, Metric, Param, RunStatus, RunTag, ViewType
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     store = SqlAlchemyStore(uri, artifacts)
@@ -577,16 +578,23 @@ def run_search_scenario(uri: str, artifacts: str) -> tuple:
         runs[0], [LoggedModelOutput(models[0].model_id, 3), LoggedModelOutput(models[1].model_id, 7)]
     )
     store.log_outputs(runs[2], [LoggedModelOutput(models[1].model_id, 0)])
+    store.log_metric(runs[1], Metric("loss", float("nan"), 1002, 0))
+    store.update_run_info(runs[1], RunStatus.FINISHED, 2000, "run1")
     store.delete_run(runs[3])
+    with store.engine.begin() as connection:  # a run stored without a name: it comes from its tag
+        connection.execute(
+            sqlalchemy.text("UPDATE runs SET name = NULL WHERE run_uuid = :id"), {"id": runs[2]}
+        )
 
     def described(run) -> tuple:
+        info = run.info
         return (
-            names[run.info.run_id],
-            run.info.status,
-            run.info.lifecycle_stage,
-            sorted((m.key, m.value, m.timestamp, m.step) for m in run.data._metric_objs),
+            names[info.run_id],
+            (info.run_name, info.experiment_id, info.user_id, info.start_time, info.end_time),
+            (info.status, info.lifecycle_stage, info.artifact_uri.replace(info.run_id, names[info.run_id])),
+            sorted((m.key, repr(m.value), m.timestamp, m.step) for m in run.data._metric_objs),
             sorted(run.data.params.items()),
-            sorted((k, v) for k, v in run.data.tags.items() if not k.startswith("mlflow.")),
+            sorted(run.data.tags.items()),
             sorted((names[o.model_id], o.step) for o in run.outputs.model_outputs),
         )
 
@@ -615,10 +623,13 @@ def with_search_speedups(monkeypatch) -> None:
 
     store_class = sqlalchemy_store.SqlAlchemyStore
     monkeypatch.setattr(store_class, "_get_model_outputs_bulk", store_class._get_model_outputs_bulk)
+    monkeypatch.setattr(store_class, "_search_runs", store_class._search_runs)
     monkeypatch.setattr(db_utils, "_get_managed_session_maker", db_utils._get_managed_session_maker)
     assert ms.fast_run_outputs(sqlalchemy_store) is True
+    assert ms.fast_search_runs(sqlalchemy_store) is True
     assert ms.keep_read_results_on_commit(db_utils) is True
     assert ms.fast_run_outputs(sqlalchemy_store) is False  # once only
+    assert ms.fast_search_runs(sqlalchemy_store) is False
     assert ms.keep_read_results_on_commit(db_utils) is False
 
 
