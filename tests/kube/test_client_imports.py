@@ -1,8 +1,8 @@
-"""kube/client.py imports the kubeconfig loader's auth-provider modules (google-auth, requests-oauthlib,
-oauthlib) only when they are used. The tool itself refuses auth-provider users before it connects, so
-it never uses them; these tests check that anything that does still gets the real modules. Each runs
-in a child interpreter: the stand-ins exist only where ``kubernetes.config`` is first imported by
-``connect_cluster``."""
+"""kube/client_imports.py: the kubeconfig loader's auth-provider modules (google-auth,
+requests-oauthlib, oauthlib) are imported only when used. The tool itself refuses auth-provider users
+before it connects, so it never uses them; these tests check that anything that does still gets the
+real modules. Each runs in a child interpreter: the stand-ins exist only where ``kubernetes.config``
+is first imported by ``connect_cluster``."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_each_stand_in_gives_the_real_thing_when_used(tmp_path: Path) -> None:
         tmp_path,
         """
         from kubernetes.config import kube_config
-        from bodywork_action.kube.client import AUTH_MODULES_IMPORTED_ON_FIRST_USE
+        from bodywork_action.kube.client_imports import AUTH_MODULES_IMPORTED_ON_FIRST_USE
         assert not set(AUTH_MODULES_IMPORTED_ON_FIRST_USE) & set(sys.modules), "imported already"
         assert kube_config.google_auth_available
 
