@@ -827,6 +827,11 @@ def fast_run_outputs(store_module) -> bool:
     return True
 
 
+# Run ids per IN list when a search reads its runs' rows, as SQLAlchemy's selectin loading chunks them:
+# a search may return up to 50,000 runs, more than SQLite takes as parameters of one statement.
+SEARCH_IDS_PER_QUERY = 500
+
+
 def fast_search_runs(store_module) -> bool:
     """Make ``SqlAlchemyStore._search_runs`` read the found runs' latest metrics, params and tags with
     three prebuilt Core statements instead of ORM eager loads.
@@ -922,13 +927,14 @@ def fast_search_runs(store_module) -> bool:
             metrics_of: dict[str, list] = {}
             params_of: dict[str, list] = {}
             tags_of: dict[str, list] = {}
-            if ids:
-                connection = session.connection()
-                for run_uuid, *metric in connection.execute(metrics_query, {"run_ids": ids}):
+            connection = session.connection()
+            for start in range(0, len(ids), SEARCH_IDS_PER_QUERY):
+                chunk = {"run_ids": ids[start : start + SEARCH_IDS_PER_QUERY]}
+                for run_uuid, *metric in connection.execute(metrics_query, chunk):
                     metrics_of.setdefault(run_uuid, []).append(metric)
-                for run_uuid, key, value in connection.execute(params_query, {"run_ids": ids}):
+                for run_uuid, key, value in connection.execute(params_query, chunk):
                     params_of.setdefault(run_uuid, []).append((key, value))
-                for run_uuid, key, value in connection.execute(tags_query, {"run_ids": ids}):
+                for run_uuid, key, value in connection.execute(tags_query, chunk):
                     tags_of.setdefault(run_uuid, []).append((key, value))
             inputs = self._get_run_inputs(run_uuids=ids, session=session)
             outputs = self._get_model_outputs_bulk(run_ids=ids, session=session)

@@ -637,6 +637,8 @@ def test_search_speedups_give_what_mlflows_own_gives_on_sqlite(tmp_path, monkeyp
     expected = run_search_scenario(f"sqlite:///{tmp_path / 'a.db'}", str(tmp_path / "art"))
     with_search_speedups(monkeypatch)
     assert run_search_scenario(f"sqlite:///{tmp_path / 'b.db'}", str(tmp_path / "art")) == expected
+    monkeypatch.setattr(ms, "SEARCH_IDS_PER_QUERY", 1)  # every run's rows read by a query of their own
+    assert run_search_scenario(f"sqlite:///{tmp_path / 'c.db'}", str(tmp_path / "art")) == expected
     found, rest, active, run0, bulk, none = expected
     assert [run[0] for run in found + rest] == ["run3", "run2", "run1"]  # the deleted run3 too: ViewType.ALL
     assert [run[0] for run in active] == ["run0", "run1", "run2"]
