@@ -959,20 +959,21 @@ def end_process(code: int) -> NoReturn:
     import contextlib
     import threading
 
+    def flush_output() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+
     others = [t for t in threading.enumerate() if t is not threading.current_thread()]
     if threading.current_thread() is not threading.main_thread() or any(not t.daemon for t in others):
         sys.exit(code)
     try:
-        for stream in (sys.stdout, sys.stderr):
-            if stream is not None:
-                stream.flush()
+        flush_output()
     except (OSError, ValueError):
         sys.exit(code)
     atexit._run_exitfuncs()
     with contextlib.suppress(OSError, ValueError):  # the handlers ran: nothing is left to fall back to
-        for stream in (sys.stdout, sys.stderr):
-            if stream is not None:
-                stream.flush()
+        flush_output()
     os._exit(code)
 
 

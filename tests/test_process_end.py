@@ -66,8 +66,9 @@ def test_the_ordinary_exit_is_kept_while_a_thread_is_still_working(tmp_path: Pat
         """
         import threading, time
         from bodywork_action.cli import end_process
-        def work():
-            time.sleep(0.3)
+        def work():  # still working until the main thread has ended: only an ordinary exit waits
+            while threading.main_thread().is_alive():
+                time.sleep(0.01)
             print("thread finished", flush=True)
         threading.Thread(target=work).start()
         end_process(1)
@@ -81,9 +82,11 @@ def test_output_that_cannot_be_delivered_still_fails_the_process() -> None:
     # the reader went away (``| head``): Python's own exit reports it (120), not a clean 0
     script = TEARDOWN_WITNESS + textwrap.dedent(
         """
-        import sys, time
+        import select, sys
         from bodywork_action.cli import end_process
-        time.sleep(0.5)  # the reader is gone by now
+        waiting = select.poll()
+        waiting.register(sys.stdout.fileno(), 0)
+        waiting.poll()  # returns once the pipe has no reader left (POLLERR)
         sys.stdout.write("y" * 1000)
         end_process(0)
         """
