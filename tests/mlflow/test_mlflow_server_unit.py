@@ -547,11 +547,60 @@ def test_fast_metric_writes_give_what_mlflows_own_gives_on_postgresql(postgres, 
     assert metric_writes_scenario(uris[1], str(tmp_path / "art")) == expected
 
 
+def test_fast_metric_writes_read_the_run_directly_unless_the_store_scopes_its_queries(tmp_path, monkeypatch):
+    """The plain store reads the run's stage itself (no ORM query); a store that overrides
+    ``_get_query`` (MLflow's workspace-aware store does, to scope every query) is asked for the run."""
+    from mlflow.entities import Metric
+    from mlflow.store.tracking import sqlalchemy_store
+    from mlflow.store.tracking.dbmodels.models import SqlRun
+
+    store_class = sqlalchemy_store.SqlAlchemyStore
+    monkeypatch.setattr(store_class, "_log_metrics_once", store_class._log_metrics_once)
+    assert ms.fast_metric_writes(sqlalchemy_store) is True
+    orm_lookups: list[str] = []
+    real_get_run = store_class._get_run
+
+    def counted_get_run(self, session, run_uuid, eager=False):
+        orm_lookups.append(run_uuid)
+        return real_get_run(self, session, run_uuid, eager)
+
+    monkeypatch.setattr(store_class, "_get_run", counted_get_run)
+    scoped_models: list[type] = []
+
+    class ScopedStore(store_class):
+        def _get_query(self, session, model):
+            scoped_models.append(model)
+            return super()._get_query(session, model)
+
+    for label, cls in (("plain", store_class), ("scoped", ScopedStore)):
+        store = cls(f"sqlite:///{tmp_path / label}.db", str(tmp_path / "art"))
+        run = store.create_run(store.create_experiment("e"), "u", 0, [], "r").info.run_id
+        orm_lookups.clear()
+        scoped_models.clear()
+        store.log_metric(run, Metric("m", 1.0, 1000, 0))
+        if cls is store_class:
+            assert orm_lookups == []
+        else:
+            assert orm_lookups == [run] and SqlRun in scoped_models
+        assert [m.value for m in store.get_metric_history(run, "m")] == [1.0]
+        store.engine.dispose()
+
+
 def run_search_scenario(uri: str, artifacts: str) -> tuple:
     """What search_runs and get_run return for runs with metrics, params, tags and model outputs,
     with run and model ids replaced by the names they were given (ids are random)."""
     import sqlalchemy
-    from mlflow.entities import LoggedModelOutput, Metric, Param, RunStatus, RunTag, ViewType
+    from mlflow.entities import (
+        Dataset,
+        DatasetInput,
+        InputTag,
+        LoggedModelOutput,
+        Metric,
+        Param,
+        RunStatus,
+        RunTag,
+        ViewType,
+    )
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     store = SqlAlchemyStore(uri, artifacts)
@@ -578,6 +627,14 @@ def run_search_scenario(uri: str, artifacts: str) -> tuple:
         runs[0], [LoggedModelOutput(models[0].model_id, 3), LoggedModelOutput(models[1].model_id, 7)]
     )
     store.log_outputs(runs[2], [LoggedModelOutput(models[1].model_id, 0)])
+    training = Dataset("training", "d1", "local", '{"uri": "/data/train"}', '{"cols": 3}', '{"rows": 9}')
+    store.log_inputs(
+        runs[1],
+        [
+            DatasetInput(training, [InputTag("mlflow.data.context", "train"), InputTag("split", "a")]),
+            DatasetInput(Dataset("eval", "d2", "local", '{"uri": "/data/eval"}')),
+        ],
+    )
     store.log_metric(runs[1], Metric("loss", float("nan"), 1002, 0))
     store.update_run_info(runs[1], RunStatus.FINISHED, 2000, "run1")
     store.delete_run(runs[3])
@@ -595,6 +652,13 @@ def run_search_scenario(uri: str, artifacts: str) -> tuple:
             sorted((m.key, repr(m.value), m.timestamp, m.step) for m in run.data._metric_objs),
             sorted(run.data.params.items()),
             sorted(run.data.tags.items()),
+            sorted(
+                (
+                    (d.dataset.name, d.dataset.digest, d.dataset.source, d.dataset.schema, d.dataset.profile),
+                    sorted((t.key, t.value) for t in d.tags),
+                )
+                for d in run.inputs.dataset_inputs
+            ),
             sorted((names[o.model_id], o.step) for o in run.outputs.model_outputs),
         )
 
@@ -643,6 +707,11 @@ def test_search_speedups_give_what_mlflows_own_gives_on_sqlite(tmp_path, monkeyp
     assert [run[0] for run in found + rest] == ["run3", "run2", "run1"]  # the deleted run3 too: ViewType.ALL
     assert [run[0] for run in active] == ["run0", "run1", "run2"]
     assert run0[-1] == [("model0", 3), ("model1", 7)]
+    run1_inputs = next(run for run in rest if run[0] == "run1")[-2]
+    assert [(dataset[0], tags) for dataset, tags in run1_inputs] == [
+        ("eval", []),
+        ("training", [("mlflow.data.context", "train"), ("split", "a")]),
+    ]
     assert bulk == [
         ("run0", [("model0", 3), ("model1", 7)]),
         ("run1", []),
