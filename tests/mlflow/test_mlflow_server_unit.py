@@ -785,3 +785,121 @@ def test_server_processes_collect_garbage_less_often_unless_speedups_are_off(env
         check=True,
     )
     assert json.loads(done.stdout) == thresholds
+
+
+@pytest.mark.filterwarnings("ignore")  # importing mlflow.server loads its FastAPI app (a Starlette warning)
+def test_search_runs_json_from_entities_is_byte_for_byte_mlflows_handler(tmp_path, monkeypatch):
+    """The REST search_runs handler made from entities against MLflow's own (with the compact JSON
+    installed on both): plain runs (NaN and infinite metrics, a name only in its tag, no end time),
+    runs it leaves to to_proto (dataset inputs, model outputs), paging, deleted runs, no runs, a bad
+    filter and a bad max_results give the same status and the same bytes."""
+    import sqlalchemy
+    from mlflow.entities import Dataset, DatasetInput, LoggedModelOutput, Metric, Param, RunStatus, RunTag
+    from mlflow.protos.service_pb2 import SearchRuns
+    from mlflow.server import app, handlers
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore(f"sqlite:///{tmp_path / 'runs.db'}", str(tmp_path / "art"))
+    experiment = store.create_experiment("e")
+    runs = [
+        store.create_run(experiment, "u", 1000 + i, [RunTag("team", "t")], f"r{i}").info.run_id
+        for i in range(6)
+    ]
+    store.log_batch(
+        runs[0],
+        [Metric("m", 1.5, 1, 0), Metric("nan", float("nan"), 1, 0), Metric("up", float("inf"), 1, 0)],
+        [Param("p", "1")],
+        [RunTag("k", "")],
+    )
+    store.log_batch(runs[1], [Metric("m", 2.0, 1, 0), Metric("down", float("-inf"), 2, 3)], [], [])
+    store.update_run_info(runs[1], RunStatus.FINISHED, 2000, "r1")
+    store.log_metric(runs[2], Metric("m", 3.0, 1, 0))
+    store.log_inputs(runs[2], [DatasetInput(Dataset("d", "x1", "local", '{"uri": "/d"}'))])
+    model = store.create_logged_model(experiment, name="model", source_run_id=runs[3])
+    store.log_outputs(runs[3], [LoggedModelOutput(model.model_id, 4)])
+    store.delete_run(runs[4])
+    with store.engine.begin() as connection:  # a run stored without a name: it comes from its tag
+        connection.execute(
+            sqlalchemy.text("UPDATE runs SET name = NULL WHERE run_uuid = :id"), {"id": runs[5]}
+        )
+
+    monkeypatch.setattr(handlers, "_get_tracking_store", lambda *args, **kwargs: store)
+    monkeypatch.setattr(handlers, "message_to_json", handlers.message_to_json)
+    monkeypatch.setitem(handlers.HANDLERS, SearchRuns, handlers.HANDLERS[SearchRuns])
+    ms.compact_json_responses(handlers)
+    assert handlers.message_to_json._mlflow_server_compact
+    mlflows = handlers.HANDLERS[SearchRuns]
+    assert ms.search_runs_json_from_entities(handlers) is True
+    assert ms.search_runs_json_from_entities(handlers) is False  # once only
+    ours = handlers.HANDLERS[SearchRuns]
+    assert ours.__name__ == mlflows.__name__  # Flask names the route's endpoint after it
+
+    to_proto_runs: list[str] = []
+    real_plain_run_json = ms.plain_run_json
+
+    def counted(run):
+        try:
+            return real_plain_run_json(run)
+        except ms.NotPlainRun:
+            to_proto_runs.append(run.info.run_id)
+            raise
+
+    monkeypatch.setattr(ms, "plain_run_json", counted)
+
+    def answer(view, body: dict) -> tuple[int, bytes]:
+        with app.test_request_context("/api/2.0/mlflow/runs/search", method="POST", json=body):
+            response = view()
+        return response.status_code, response.get_data()
+
+    every = {"experiment_ids": [experiment]}
+    first_page = {**every, "filter": "metrics.m >= 1", "order_by": ["metrics.m DESC"], "max_results": 2}
+    _, page = answer(mlflows, first_page)
+    token = json.loads(page)["next_page_token"]
+    bodies = [
+        every,
+        {**every, "run_view_type": "ALL", "order_by": ["attributes.start_time ASC"]},
+        first_page,
+        {**first_page, "page_token": token},
+        {"experiment_ids": ["424242"]},  # no runs: an empty object
+        {**every, "filter": "metrics.m >"},  # MLflow's error for a filter it cannot parse
+        {**every, "max_results": 50001},  # and for too many results
+    ]
+    for body in bodies:
+        expected = answer(mlflows, body)
+        to_proto_runs.clear()
+        assert answer(ours, body) == expected, body
+        if expected[0] == 200:
+            found = [run["info"]["run_id"] for run in json.loads(expected[1]).get("runs", [])]
+            assert sorted(to_proto_runs) == sorted(r for r in found if r in runs[2:4])  # the rest: direct
+    by_id = {run["info"]["run_id"]: run for run in json.loads(answer(ours, every)[1])["runs"]}
+    assert [m["value"] for m in by_id[runs[0]]["data"]["metrics"]] == [1.5, "NaN", 1.7976931348623157e308]
+    assert by_id[runs[5]]["info"]["run_name"] == "r5" and runs[4] not in by_id
+    store.engine.dispose()
+
+
+def test_plain_run_json_is_what_mlflow_makes_of_the_run_or_refuses():
+    """Entities a store does not give (infinities are stored as the largest float), field by field."""
+    from mlflow.entities import Metric, Param, Run, RunData, RunInfo, RunInputs, RunOutputs, RunTag
+
+    def run(metrics, *, name=None, end_time=None, artifact_uri="", inputs=None, outputs=None) -> Run:
+        info = RunInfo("r" * 32, "7", "u", "KILLED", 5, end_time, "active", artifact_uri, run_name=name)
+        return Run(info, RunData(metrics, [Param("p", "")], [RunTag("t", "v")]), inputs, outputs)
+
+    values = [float("inf"), float("-inf"), float("nan"), -0.0, 1e-300]
+    plain = [
+        run([Metric(f"m{i}", v, 1, -i) for i, v in enumerate(values)]),
+        run([], name="n", end_time=9, artifact_uri="s3://b/x", inputs=RunInputs([]), outputs=RunOutputs([])),
+    ]
+    for entity in plain:
+        assert ms.plain_run_json(entity) == ms.message_to_dict(entity.to_proto())
+        assert json.dumps(ms.plain_run_json(entity)) == json.dumps(ms.message_to_dict(entity.to_proto()))
+    refused = [
+        run([Metric("int", 1, 1, 0)]),  # protobuf makes it 1.0
+        run([Metric("m", 1.0, 1, 0, model_id="model")]),
+    ]
+    for entity in refused:
+        with pytest.raises(ms.NotPlainRun):
+            ms.plain_run_json(entity)
+        assert ms.run_json(entity) == ms.message_to_dict(entity.to_proto())
+    with pytest.raises(TypeError):  # a run protobuf refuses fails as it does in MLflow's handler
+        ms.run_json(run([], name=7))
