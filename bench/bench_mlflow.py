@@ -326,7 +326,7 @@ def bench_backend(bench: benchlib.Bench, backend: str, args: argparse.Namespace,
             else:
                 uri = f"sqlite:///{base / backend / label / 'mlflow.db'}"
             servers[label] = start(label, base / backend / label, uri)
-        for label in labels:
+            # one at a time: started together, they shared the cores and both timed the slower one
             figures[label]["startup_s"] = [servers[label].wait_healthy()]
         time.sleep(3)  # late children (the stock job runner) settle
         experiments = {label: setup_search_experiment(servers[label].url) for label in labels}

@@ -2,10 +2,12 @@
 
 A benchmark measures each figure over ``--runs`` (at least 5) separate processes, the way a user runs
 the tool, and prints for each figure its median, its range (min–max) and the goal beside it, judged on
-the median. The machine's load average is printed before and after, since these machines are shared.
+the median. The machine's load average is printed before and after, since these machines are shared,
+and so is a calibration: the CPU time of a fixed piece of Python work, which moves by a fifth from
+hour to hour here, and CPU figures with it.
 The last line of a benchmark is ``RESULT {json}`` (one line, machine-readable) so scripts can compare
-runs: ``{"bench": name, "load": [before, after], "figures": {name: {median, min, max, n, unit, goal,
-met}}, ...}``.
+runs: ``{"bench": name, "load": [before, after], "calibration_cpu_ms": {before, after}, "figures":
+{name: {median, min, max, n, unit, goal, met}}, ...}``.
 
 Nothing here asserts: a benchmark reports, it never fails on a figure.
 """
@@ -48,6 +50,38 @@ def load() -> tuple[float, float, float]:
 def load_text() -> str:
     one, five, fifteen = load()
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+# A fixed piece of pure-Python work (dicts, strings, integers: what the tool and the server do most),
+# timed in CPU seconds before and after every benchmark. On these shared machines the same code takes
+# a fifth more or less CPU from one hour to the next; figures in CPU time move with this one, so two
+# runs' figures compare fairly only beside their calibrations.
+CALIBRATION_ROUNDS = 5
+
+
+def calibration_workload() -> int:
+    table: dict[str, int] = {}
+    for i in range(60_000):
+        key = f"stage-{i % 997}-{i}"
+        table[key] = len(key) + i * 7 % 13
+    return sum(table.values()) + len(sorted(table)[:10])
+
+
+def calibrate(rounds: int = CALIBRATION_ROUNDS) -> list[float]:
+    """The fixed workload's CPU time in milliseconds, ``rounds`` times."""
+    times = []
+    for _ in range(rounds):
+        start = time.process_time()
+        calibration_workload()
+        times.append((time.process_time() - start) * 1000)
+    return times
+
+
+def calibration_text(times: Sequence[float]) -> str:
+    return (
+        f"calibration: a fixed Python workload took {statistics.median(times):.1f} ms of CPU "
+        f"(median of {len(times)}, range {min(times):.1f}–{max(times):.1f})"
+    )
 
 
 def processes_cpu_seconds(pids: Iterable[int]) -> float:
@@ -159,7 +193,8 @@ class Bench:
     def __post_init__(self) -> None:
         compile_package()
         self.load_before = load()
-        print(f"[{self.name}] {load_text()} (before)", flush=True)
+        self.calibration_before = calibrate()
+        print(f"[{self.name}] {load_text()}; {calibration_text(self.calibration_before)} (before)", flush=True)
 
     def figure(
         self,
@@ -202,12 +237,17 @@ class Bench:
 
     def finish(self) -> None:
         after = load()
-        print(f"[{self.name}] {load_text()} (after)", flush=True)
+        calibration_after = calibrate()
+        print(f"[{self.name}] {load_text()}; {calibration_text(calibration_after)} (after)", flush=True)
         payload = {
             "bench": self.name,
             "load": {
                 "before": [round(x, 2) for x in self.load_before],
                 "after": [round(x, 2) for x in after],
+            },
+            "calibration_cpu_ms": {
+                "before": round(statistics.median(self.calibration_before), 2),
+                "after": round(statistics.median(calibration_after), 2),
             },
             "cores": os.cpu_count(),
             "python": sys.version.split()[0],
