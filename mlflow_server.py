@@ -494,7 +494,6 @@ def search_runs_json_from_entities(handlers) -> bool:
     SEARCH_RUNS_JSON_MLFLOW's, so this is installed for that version only, and only over the
     compact JSON it matches; the GraphQL API keeps MLflow's ``search_runs_impl``.
     """
-    import functools
     import json
 
     import mlflow
@@ -904,7 +903,7 @@ def fast_metric_writes(store_module) -> bool:
             # log_metric request's CPU, py-spy on PostgreSQL); a store that scopes its queries
             # (workspaces override _get_query), a missing run or a duplicate id go MLflow's way.
             found = []
-            if type(self)._get_query is plain_query:
+            if plain_query is not None and getattr(type(self), "_get_query", None) is plain_query:
                 found = connection.execute(run_stage, {"run_uuid": run_id}).all()
             run = found[0] if len(found) == 1 else self._get_run(run_uuid=run_id, session=session)
             self._check_run_is_active(run)
