@@ -53,9 +53,10 @@ Optional:
     ``/api/3.0/mlflow/server-info``). Setting ``MLFLOW_UVICORN_OPTS`` also selects uvicorn.
 ``MLFLOW_SERVER_SPEEDUPS``
     ``false`` turns off what the script changes inside MLflow's processes: compact JSON responses
-    built in one pass, metric writes through SQLAlchemy Core (SQLite and PostgreSQL), the missing
-    basic-auth module remembered, and for SQLite WAL journaling with ``synchronous=NORMAL`` (see
-    "speed-ups" below).
+    built in one pass (search_runs' straight from the run entities), metric writes and search reads
+    through prebuilt SQLAlchemy Core statements (SQLite and PostgreSQL), the missing basic-auth
+    module remembered, and for SQLite WAL journaling with ``synchronous=NORMAL`` (see "speed-ups"
+    below).
 ``MLFLOW_DB_WAIT_SECONDS``
     How long to wait for the database host to accept TCP connections before giving up,
     default 60. MLflow then retries failed connections by itself for about 100 s more.
@@ -408,8 +409,13 @@ def start_sentry() -> None:
 # auth module remembered (remember_missing_auth). Profiled again after those (MLflow 3.17.2, SQLite,
 # 50 runs): a sixth of search_runs was its query for logged-model outputs and a tenth the expiry of
 # every loaded object when a read-only session commits; the query is now one prebuilt Core statement
-# (fast_run_outputs) and read-only sessions keep what they loaded (keep_read_results_on_commit). Each
-# is checked against MLflow's own result in tests/mlflow/test_mlflow_server_unit.py.
+# (fast_run_outputs) and read-only sessions keep what they loaded (keep_read_results_on_commit).
+# Profiled again (py-spy, then cProfile of the store call): a quarter of log_metric was the ORM query
+# for the run (now one prebuilt statement); in search_runs, the run entities made into protobuf and
+# read back (two fifths once the store was fast: search_runs_json_from_entities), sqlparse of the same
+# filter and order on every call, a fetchone per row, and MLflow's dataset-inputs join for runs that
+# have none (fast_search_runs). Each is checked against MLflow's own result in
+# tests/mlflow/test_mlflow_server_unit.py.
 # ``MLFLOW_SERVER_SPEEDUPS=false`` turns all of them off.
 
 
