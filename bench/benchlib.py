@@ -194,7 +194,9 @@ class Bench:
         compile_package()
         self.load_before = load()
         self.calibration_before = calibrate()
-        print(f"[{self.name}] {load_text()}; {calibration_text(self.calibration_before)} (before)", flush=True)
+        print(
+            f"[{self.name}] {load_text()}; {calibration_text(self.calibration_before)} (before)", flush=True
+        )
 
     def figure(
         self,
