@@ -1019,6 +1019,7 @@ def fast_run_outputs(store_module) -> bool:
 # a search may return up to 50,000 runs, more than SQLite takes as parameters of one statement.
 SEARCH_IDS_PER_QUERY = 500
 SEARCH_ORDERS_KEPT = 256  # distinct filters and orders whose parsing a server keeps
+SEARCH_FILTER_KEPT_CHARS = 2_000  # longer filters are parsed each time
 
 
 def fast_search_runs(store_module) -> bool:
@@ -1099,8 +1100,11 @@ def fast_search_runs(store_module) -> bool:
     def _search_runs(self, experiment_ids, filter_string, run_view_type, max_results, order_by, page_token):
         self._validate_max_results_param(max_results, allow_null=True)
         stages = set(m.LifecycleStage.view_type_to_stages(run_view_type))
-        parsed_filters = copy.deepcopy(parsed_filter(filter_string))
-        with self.ManagedSessionMaker() as session:
+        with self.ManagedSessionMaker() as session:  # which makes a parser's ValueError MLflow's error
+            if len(filter_string or "") <= SEARCH_FILTER_KEPT_CHARS:
+                parsed_filters = copy.deepcopy(parsed_filter(filter_string))
+            else:  # a long filter (thousands of run ids) would hold a lot of memory and is rarely repeated
+                parsed_filters = m.SearchUtils.parse_search_filter(filter_string)
             order_key = tuple(order_by or ())
             order = order_clauses.get(order_key)
             if order is None:  # the session only builds the clauses' queries: nothing is sent
