@@ -89,6 +89,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import logging
+import math
 import os
 import re
 import socket
@@ -570,14 +571,25 @@ def run_json(run) -> dict:
         return message_to_dict(run.to_proto())
 
 
-_RUN_STATUS_NAMES = frozenset(("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"))
+def json_real(value: float) -> float | str:
+    """A double as protobuf's JSON printer gives it: infinities and NaN as strings."""
+    if math.isinf(value):
+        return "-Infinity" if value < 0.0 else "Infinity"
+    if math.isnan(value):
+        return "NaN"
+    return value
+
+
+@functools.cache
+def run_status_names() -> frozenset[str]:
+    from mlflow.protos.service_pb2 import RunStatus
+
+    return frozenset(RunStatus.keys())
 
 
 def plain_run_json(run) -> dict:
     """The run as ``Run.to_proto`` and ``message_to_dict`` make it (fields in protobuf field-number
     order), for a run of strings, integers and float metrics with no inputs or outputs."""
-    import math
-
     from mlflow.entities import Run
 
     info, data, inputs, outputs = run.info, run.data, run.inputs, run.outputs
@@ -591,7 +603,7 @@ def plain_run_json(run) -> dict:
         type(value) is str for value in (info.run_id, info.experiment_id, info.user_id, info.lifecycle_stage)
     ):
         raise NotPlainRun
-    if info.status not in _RUN_STATUS_NAMES or type(info.start_time) is not int:
+    if info.status not in run_status_names() or type(info.start_time) is not int:
         raise NotPlainRun
     out_info: dict = {"run_uuid": info.run_id, "experiment_id": info.experiment_id}
     if info.run_name is not None:
@@ -626,12 +638,8 @@ def plain_run_json(run) -> dict:
             or metric.run_id
         ):
             raise NotPlainRun
-        if math.isinf(value):
-            value = "-Infinity" if value < 0.0 else "Infinity"
-        elif math.isnan(value):
-            value = "NaN"
         metrics.append(
-            {"key": metric.key, "value": value, "timestamp": metric.timestamp, "step": metric.step}
+            {"key": metric.key, "value": json_real(value), "timestamp": metric.timestamp, "step": metric.step}
         )
     out_data: dict = {}
     if metrics:
@@ -734,11 +742,9 @@ def _scalar_converter(field, F, base64, math, type_checkers) -> Callable:
         shortest = field.cpp_type == F.CPPTYPE_FLOAT
 
         def real(value):
-            if math.isinf(value):
-                return "-Infinity" if value < 0.0 else "Infinity"
-            if math.isnan(value):
-                return "NaN"
-            return type_checkers.ToShortestFloat(value) if shortest else value
+            if shortest and math.isfinite(value):
+                return type_checkers.ToShortestFloat(value)
+            return json_real(value)
 
         return real
     return int  # int32, int64 (numbers, as MLflow prints them), unsigned and fixed
